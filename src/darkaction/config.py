@@ -1,0 +1,365 @@
+"""One typed config tree for every stage: dataclasses, YAML in and out, dotted overrides.
+
+    cfg = load_config("configs/demo.yaml", overrides=["train.epochs=3", "model.head=tgap"])
+    save_config(cfg, run_dir / "config.yaml")
+
+An unknown key anywhere is a `ConfigError` that names the key and suggests the nearest valid one.
+Each section belongs to one stage of the data path (see DESIGN.md); add a field to the section that uses it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from darkaction.errors import ConfigError
+
+# ARID 1.1 track-1 classes in ARID id order (ids 5..10); the synthetic dataset uses the same names.
+TRACK1_CLASSES = ["Run", "Sit", "Stand", "Turn", "Walk", "Wave"]
+
+
+@dataclass
+class DataSource:
+    """Where videos and their split lists are. `format` picks the parser in `darkaction.data.index`."""
+
+    format: str = "synth"  # synth | arid-csv | arid-v1 | hmdb51 | folders | list | frames-list
+    root: str = "data/synth"  # videos (or frame folders) live under this folder
+    train_list: str = ""  # split list / CSV for training (relative to root or absolute); "" = format default
+    test_list: str = ""  # split list / CSV for testing; "" = format default
+    split: int = 1  # split number for formats that have several (ARID v1, HMDB51)
+    classes: list[str] = field(default_factory=list)  # keep only these classes (any case); [] = all
+    mapping: str = ""  # ARID v1 mapping_table.txt ("" = <root>/mapping_table.txt or the built-in table)
+
+
+@dataclass
+class DataConfig:
+    source: DataSource = field(default_factory=DataSource)
+    extra_train: list[DataSource] = field(default_factory=list)  # e.g. HMDB51 clips joining ARID training
+    prepared: str = "prepared/synth"  # where `prepare` writes the index and the frame cache
+    val_fraction: float = 0.0  # held out of train for validation (paper: 0.2 -> 1470 / 367 of 1837)
+    val_group_disjoint: bool = False  # keep recording groups whole when splitting train/val
+    split_seed: int = 0
+
+
+@dataclass
+class CacheConfig:
+    resize: str = "fixed"  # fixed: exactly height x width (paper: 112x112) | short_side: keep aspect ratio
+    height: int = 112
+    width: int = 112
+    short_side: int = 128
+    workers: int = 2  # processes decoding videos in parallel
+    strict: bool = False  # stop with an error on the first bad video instead of skipping it
+
+
+@dataclass
+class SynthConfig:
+    out: str = "data/synth"
+    seed: int = 0
+    classes: list[str] = field(default_factory=lambda: list(TRACK1_CLASSES))
+    width: int = 160
+    height: int = 120
+    fps: int = 30
+    train_groups: int = 4  # distinct (subject, scene) groups in train
+    test_groups: int = 2  # distinct groups in test, disjoint from train
+    reps: int = 5  # clips per (class, group): repetitions with small variations
+    min_frames: int = 33
+    max_frames: int = 225
+    brightness: list[float] = field(default_factory=lambda: [5.0, 45.0])  # mean 8-bit brightness range
+    noise: float = 1.0  # scales shot and read noise; 0 = clean
+    crf: int = 23  # H.264 quality
+    preview: bool = False
+
+
+@dataclass
+class DCETrainConfig:
+    """Zero-DCE training (official code's settings; the paper names 100 epochs, Adam, lr 1e-4)."""
+
+    n_frames: int = 2500  # frames sampled uniformly from the training videos
+    extra_images: str = ""  # folder of extra images of varied illumination (paper: 2,000)
+    image_size: int = 256
+    epochs: int = 100
+    batch_size: int = 8
+    lr: float = 1e-4
+    weight_decay: float = 1e-4
+    grad_clip: float = 0.1
+    w_tv: float = 200.0
+    w_spa: float = 1.0
+    w_col: float = 5.0
+    w_exp: float = 10.0
+    exposure: float = 0.6
+    exposure_patch: int = 16
+    loss_form: str = "code"  # code: as the official implementation | paper: the paper's written forms
+    seed: int = 0
+    out: str = ""  # where weights go ("" = <prepared>/enhancers/zero-dce)
+
+
+@dataclass
+class EnhanceConfig:
+    method: str = "zero-dce"  # zero-dce | zero-dce++ | gamma | identity | external
+    weights: str = ""  # local weights file; "" = train one with `enhance train` first
+    gamma: float = 0.5  # gamma-correction baseline: out = in ** gamma
+    scale_factor: int = 1  # Zero-DCE++: estimate curves on an input downscaled by this factor
+    at: str = "cache"  # cache: enhance the resized frames | source: enhance at source resolution, then resize
+    precision: str = "auto"  # auto | fp32 | bf16
+    batch_size: int = 32
+    external: str = ""  # ONNX / TorchScript model file for method=external (e.g. EnlightenGAN)
+    train: DCETrainConfig = field(default_factory=DCETrainConfig)
+
+
+@dataclass
+class SamplingConfig:
+    strategy: str = "delta"  # delta | constant | length | variable | uniform | consecutive
+    T: int = 64
+    beta: float = 0.0
+    gamma: float = 1.5
+    alpha: float = 4.0
+    n_min: int = 0  # 0 = from the training index
+    n_max: int = 0  # 0 = from the training index
+    test_strategy: str = ""  # "" = same as strategy
+    test_views: int = 5  # views averaged per test video (paper: 5 sets of (delta, P1, P2))
+    view_seed: int = 0
+    blank: str = "black"  # black: blank frames are black before normalisation | zero: zero after it
+
+
+@dataclass
+class AugmentConfig:
+    height: int = 112
+    width: int = 112
+    hflip: float = 0.5  # probability
+    rotation: float = 10.0  # max degrees, uniform in [-r, r]
+    translation: float = 0.1  # max shift as a fraction of the size
+    normalize: str = "kinetics"  # kinetics | arid | index | none
+    mean: list[float] = field(default_factory=list)  # overrides `normalize` when set
+    std: list[float] = field(default_factory=list)
+
+
+@dataclass
+class ModelConfig:
+    backbone: str = "r2plus1d_34"  # r2plus1d_18 | r2plus1d_34 | slowfast | efficientnet_b0
+    head: str = "bert"  # bert | tgap | mran
+    ig65m_midplanes: bool = True  # IG65M's Caffe2 mid-channel counts (paper weights); False = torchvision's rule
+    width: float = 1.0  # channel multiplier (1.0 = 64..512); smaller for CPU-sized models
+    se: bool = False  # squeeze-excitation in every block (Table 2 baseline)
+    in_channels: int = 3  # 3 = RGB, 5 = RGB + 2 optical-flow channels
+    pretrained: str = ""  # local torchvision / IG65M state dict
+    bn_momentum: float = 0.1  # PyTorch convention; the reference's 0.9 follows the last batch only
+    bn_eps: float = 1e-3
+    freeze_bn: bool = False
+    bert_hidden: int = 512
+    bert_layers: int = 1
+    bert_heads: int = 8
+    bert_ffn: int = 2048
+    bert_dropout: float = 0.1
+    bert_keep: float = 0.8  # probability of keeping a temporal token in training
+    cls_dropout: float = 0.8
+    time_norm: bool = False  # normalise features over time before BERT (the seed paper's text)
+    mran_weight: float = 1.0  # scale of the CMMD loss (times the lambda schedule)
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 300
+    batch_size: int = 2
+    accumulate: int = 1
+    loss: str = "focal"  # focal | ce
+    focal_gamma: float = 2.0
+    focal_alpha: list[float] = field(default_factory=list)  # per-class weights; [] = none
+    optimizer: str = "ranger"  # ranger | adamw
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    lookahead_k: int = 6
+    lookahead_alpha: float = 0.5
+    scheduler: str = "onecycle"  # onecycle | plateau | none
+    pct_start: float = 0.3
+    precision: str = "auto"  # auto (bf16 where faster) | 32 | bf16-mixed | 16-mixed
+    accelerator: str = "auto"
+    devices: str = "1"  # Lightning devices: 1, 4, "auto", "0,1"
+    num_nodes: int = 1
+    strategy: str = "auto"  # auto | ddp | ddp_spawn ...
+    workers: int = 2
+    seed: int = 0
+    max_steps: int = -1
+    limit_train_batches: float = 1.0
+    check_val_every: int = 1
+    progress: bool = True
+
+
+@dataclass
+class EvalConfig:
+    views: int = 5
+    strategy: str = ""  # "" = sampling.test_strategy or sampling.strategy
+    batch_size: int = 1  # videos per forward pass (each brings `views` clips)
+    split: str = "test"  # test | val | train
+
+
+@dataclass
+class ExperimentConfig:
+    preset: str = "cpu"  # cpu | paper
+    seeds: int = 1
+    out: str = "runs/experiments"
+
+
+@dataclass
+class Config:
+    name: str = "default"
+    run_dir: str = ""  # "" = runs/<name>
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:1
+    data: DataConfig = field(default_factory=DataConfig)
+    cache: CacheConfig = field(default_factory=CacheConfig)
+    synth: SynthConfig = field(default_factory=SynthConfig)
+    enhance: EnhanceConfig = field(default_factory=EnhanceConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    experiment: ExperimentConfig = field(default_factory=ExperimentConfig)
+
+    def resolved_run_dir(self) -> Path:
+        return Path(self.run_dir or f"runs/{self.name}")
+
+
+# ---------------------------------------------------------------------------------------------- loading
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _suggest(key: str, valid: list[str], prefix: str = "") -> str:
+    near = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
+    pre = f"{prefix}." if prefix else ""
+    if near:
+        return f"; did you mean '{pre}{near[0]}'?"
+    return f"; valid keys under '{prefix or 'top level'}': {', '.join(valid)}"
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Check / convert one YAML value to the annotated type; errors name the dotted key."""
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if value is None:
+            return tp()
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return _from_dict(tp, value, where)
+    if origin is list:
+        (item_tp,) = typing.get_args(tp) or (Any,)
+        if value is None:
+            return []
+        if not isinstance(value, (list, tuple)):
+            value = [value]
+        return [_coerce(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        return _coerce(value, args[0], where)
+    if tp is Any:
+        return value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
+            return value.lower() in ("true", "yes", "1")
+        raise ConfigError(f"{where}: expected true/false, got {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ConfigError(f"{where}: expected an integer, got {value!r}")
+    if tp is str:
+        if isinstance(value, (dict, list)):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return "" if value is None else str(value)
+    return value
+
+
+def _from_dict(cls: type, data: dict, where: str = "") -> Any:
+    hints = _hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in data.items():
+        dotted = f"{where}.{key}" if where else str(key)
+        if key not in names:
+            raise ConfigError(f"unknown config key '{dotted}'{_suggest(str(key), names, where)}")
+        kwargs[key] = _coerce(value, hints[key], dotted)
+    return cls(**kwargs)
+
+
+def config_from_dict(data: dict | None) -> Config:
+    return _from_dict(Config, data or {})
+
+
+def to_dict(cfg: Any) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def apply_override(data: dict, override: str) -> None:
+    """Apply one `a.b.c=value` override to a plain dict (the value is parsed as YAML)."""
+    if "=" not in override:
+        raise ConfigError(f"override '{override}' must look like section.key=value (e.g. train.epochs=3)")
+    dotted, raw = override.split("=", 1)
+    keys = dotted.strip().split(".")
+    node_cls: Any = Config
+    node = data
+    for i, key in enumerate(keys):
+        names = [f.name for f in dataclasses.fields(node_cls)]
+        if key not in names:
+            prefix = ".".join(keys[:i])
+            where = f"{prefix}.{key}" if prefix else key
+            raise ConfigError(f"unknown config key '{where}'{_suggest(key, names, prefix)}")
+        tp = _hints(node_cls)[key]
+        if i == len(keys) - 1:
+            node[key] = yaml.safe_load(raw) if raw.strip() else ""
+        else:
+            if not dataclasses.is_dataclass(tp):
+                raise ConfigError(f"'{'.'.join(keys[: i + 1])}' is a value, not a section")
+            sub = node.get(key)
+            if not isinstance(sub, dict):
+                sub = node[key] = {}
+            node = sub
+            node_cls = tp
+
+
+def load_config(path: str | os.PathLike | None = None, overrides: list[str] | None = None) -> Config:
+    """Load a YAML config (or the defaults when `path` is None) and apply dotted overrides."""
+    data: dict = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p}")
+        try:
+            data = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{p}: not valid YAML ({e})") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{p}: a config must be a mapping of sections")
+    for ov in overrides or []:
+        apply_override(data, ov)
+    return config_from_dict(data)
+
+
+def save_config(cfg: Config, path: str | os.PathLike) -> Path:
+    """Write the resolved config atomically (a run can be repeated from its directory alone)."""
+    from darkaction.utils import atomic_write_text
+
+    text = yaml.safe_dump(to_dict(cfg), sort_keys=False)
+    return atomic_write_text(Path(path), text)

@@ -1,0 +1,1 @@
+"""enhance stage of the darkaction data path (see DESIGN.md)."""

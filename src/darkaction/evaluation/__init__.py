@@ -1,0 +1,1 @@
+"""evaluation stage of the darkaction data path (see DESIGN.md)."""

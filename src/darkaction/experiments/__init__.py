@@ -1,0 +1,1 @@
+"""experiments stage of the darkaction data path (see DESIGN.md)."""

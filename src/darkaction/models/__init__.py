@@ -1,0 +1,1 @@
+"""models stage of the darkaction data path (see DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""training stage of the darkaction data path (see DESIGN.md)."""
