@@ -144,9 +144,31 @@ def _add_demo(sub) -> None:
 
 
 def _add_bench(sub) -> None:
-    p = sub.add_parser("bench", help="run the throughput benchmarks under benchmarks/")
+    p = sub.add_parser(
+        "bench",
+        help="run the throughput benchmarks under benchmarks/",
+        description="Run benchmarks/bench_<NAME>.py from a source checkout. Each reports ratios against a plain "
+        "baseline measured in the same run (the machine may be shared and noisy) and writes runs/bench/<NAME>.json.",
+    )
     _config_args(p)
-    p.set_defaults(func=_not_yet("bench", "issues 3-6"))
+    p.add_argument("names", nargs="*", metavar="NAME", help="benchmarks to run (default: all), e.g. data enhance")
+    p.add_argument("--quick", action="store_true", help="smaller sizes for a smoke run")
+    p.add_argument("--list", action="store_true", help="list the available benchmarks and exit")
+    p.set_defaults(func=_run_bench)
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    from darkaction.bench import available, bench, find_benchmarks
+
+    folder = find_benchmarks()
+    if args.list:
+        print("\n".join(available(folder)))
+        return 0
+    status = bench(args.names, quick=args.quick, folder=folder)
+    failed = [n for n, rc in status.items() if rc != 0]
+    if failed:
+        print(f"benchmarks failed: {', '.join(failed)}")
+    return 1 if failed else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
