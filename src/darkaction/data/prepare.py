@@ -1,0 +1,248 @@
+"""`prepare`: index a dataset and decode every video once into the frame cache (resumable, parallel, atomic).
+
+    prepared = prepare(cfg)                 # <prepared>/index.json, skipped.json, prepare.json, frames/<key>/
+    index, cache = open_prepared(cfg)       # what training reads
+
+Re-running continues where a killed run stopped (entries are committed one by one), does no work on an unchanged
+dataset (each entry stores the source's size + mtime), and re-extracts a changed source. Bad videos are listed in
+`skipped.json` with the reason (and remembered in the cache's `.failures.json` so unchanged bad files are not decoded
+again); the job fails only with `cache.strict` or when no usable training clip remains.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing as mp
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from darkaction.data.cache import FrameCache, cache_key, resize_settings, source_signature
+from darkaction.data.index import DatasetIndex, Skipped, build_index
+from darkaction.errors import DataError
+from darkaction.utils import read_json, write_json
+
+FAILURES_FILE = ".failures.json"
+
+
+def frames_dir(cfg) -> Path:
+    """`<prepared>/frames/<cache_key>`: the raw (not enhanced) frame cache for `cfg.cache`."""
+    return Path(cfg.data.prepared) / "frames" / cache_key(cfg.cache)
+
+
+def _init_worker() -> None:
+    import cv2
+
+    cv2.setNumThreads(1)  # one process per core already; OpenCV's own threads would only contend
+
+
+def _extract(job: tuple[str, str, str, dict, dict]) -> tuple[str, int, list[str], str]:
+    """Decode one video into the cache. Returns (video_id, n_frames, warnings, error reason or '')."""
+    from darkaction.data.video import decode
+
+    video_id, path, root, settings, signature = job
+    try:
+        frames, info = decode(
+            path,
+            resize=settings["resize"],
+            height=settings.get("height", 0),
+            width=settings.get("width", 0),
+            short_side=settings.get("short_side", 0),
+        )
+    except DataError as e:
+        return video_id, 0, [], str(e).removeprefix(f"{path}: ")
+    except Exception as e:  # anything else from a broken file must not stop the job
+        return video_id, 0, [], f"{type(e).__name__}: {e}"
+    meta = {
+        "fps": info["fps"],
+        "src_height": info["src_height"],
+        "src_width": info["src_width"],
+        "mean_brightness": round(info["mean_brightness"], 4),
+        "channel_mean": info["channel_mean"],
+        "channel_sqmean": info["channel_sqmean"],
+        "warnings": info["warnings"],
+        "source": path,
+        **signature,
+        **{k: v for k, v in settings.items() if k != "format"},
+    }
+    FrameCache(root).put(video_id, frames, meta)
+    return video_id, int(frames.shape[0]), info["warnings"], ""
+
+
+def _run_jobs(jobs: list, workers: int):
+    """Yield `_extract` results as they finish; a process pool when workers > 1."""
+    if workers <= 1 or len(jobs) <= 1:
+        _init_worker()
+        for j in jobs:
+            yield _extract(j)
+        return
+    ctx = mp.get_context("forkserver")  # fork after torch/OpenMP threads start can deadlock; forkserver cannot
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker) as pool:
+        pending = set()
+        it = iter(jobs)
+        # keep a bounded queue so a strict failure cancels little work and memory stays flat
+        for j in it:
+            pending.add(pool.submit(_extract, j))
+            if len(pending) >= 2 * workers:
+                break
+        try:
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for f in done:
+                    yield f.result()
+                    nxt = next(it, None)
+                    if nxt is not None:
+                        pending.add(pool.submit(_extract, nxt))
+        finally:
+            for f in pending:
+                f.cancel()
+
+
+def prepare(cfg, progress: bool = True) -> Path:
+    """Build `<prepared>/index.json` and the frame cache for `cfg.data` / `cfg.cache`; returns the prepared folder.
+
+    Writes `skipped.json` (file, reason, list file, line) and `prepare.json` (what this run did: decoded, reused,
+    failed, frames, seconds). Raises `DataError` when nothing usable remains, or on the first bad entry with
+    `cfg.cache.strict`.
+    """
+    t0 = time.perf_counter()
+    prepared = Path(cfg.data.prepared)
+    prepared.mkdir(parents=True, exist_ok=True)
+    index, skipped = build_index(cfg.data)
+    if cfg.cache.strict and skipped:
+        _write_skipped(prepared, skipped)
+        raise DataError(
+            f"{len(skipped)} bad list entries (strict mode), first: {skipped[0]}; see {prepared}/skipped.json"
+        )
+    settings = resize_settings(cfg.cache)
+    cache = FrameCache(frames_dir(cfg), settings=settings)
+    cache.clean_temporaries()  # leftovers of a killed run; prepare is the only writer of this cache
+    failures_path = cache.root / FAILURES_FILE
+    failures: dict[str, dict] = read_json(failures_path) if failures_path.is_file() else {}
+
+    jobs, reused, failed_before = [], 0, []
+    by_id = index.by_id()
+    for r in index.records:
+        sig = source_signature(r.path)
+        if cache.is_current(r.video_id, sig):
+            reused += 1
+        elif failures.get(r.video_id, {}).get("signature") == sig:
+            failed_before.append(Skipped(r.path, failures[r.video_id]["reason"]))  # unchanged bad file
+        else:
+            jobs.append((r.video_id, r.path, str(cache.root), settings, sig))
+    # long videos first: the pool's tail is then short ones and the workers finish together
+    jobs.sort(key=lambda j: -j[4]["src_bytes"])
+
+    decoded = frames_total = 0
+    failed: list[Skipped] = list(failed_before)
+    warnings: dict[str, list[str]] = {}
+    bar = tqdm(total=len(jobs), desc="prepare", unit="video", disable=not progress or not jobs)
+    try:
+        for vid, n, warns, reason in _run_jobs(jobs, cfg.cache.workers):
+            bar.update(1)
+            path = by_id[vid].path
+            if reason:
+                failed.append(Skipped(path, reason))
+                failures[vid] = {"signature": next(j[4] for j in jobs if j[0] == vid), "reason": reason}
+                if cfg.cache.strict:
+                    raise DataError(f"{path}: {reason} (strict mode: stopped; drop --strict to skip bad videos)")
+                continue
+            failures.pop(vid, None)
+            decoded += 1
+            frames_total += n
+            if warns:
+                warnings[path] = warns
+            bar.set_postfix(fps=f"{frames_total / max(bar.format_dict['elapsed'], 1e-6):.0f}")
+    finally:
+        bar.close()
+        write_json(failures_path, failures)
+        _write_skipped(prepared, skipped + failed)
+
+    bad_ids = {s.file for s in failed}
+    cache = FrameCache(cache.root)  # fresh handle: workers rewrote entries whose metadata this one memoised
+    kept = []
+    for r in index.records:
+        if r.path in bad_ids or r.video_id not in cache:
+            continue
+        kept.append(dataclasses.replace(r, n_frames=int(cache.meta(r.video_id)["n_frames"])))
+    index = DatasetIndex(index.classes, kept, {**index.info, "cache_key": cache_key(cfg.cache)})
+    if not index.split("train"):
+        raise DataError(
+            f"no usable training video remains ({len(skipped) + len(failed)} skipped, see {prepared}/skipped.json); "
+            f"check data.source.root={cfg.data.source.root} and the list files"
+        )
+    index.save(prepared / "index.json")
+    seconds = time.perf_counter() - t0
+    summary = {
+        "records": len(kept),
+        "splits": {s: len(index.split(s)) for s in ("train", "val", "test")},
+        "classes": index.classes,
+        "decoded": decoded,
+        "reused": reused,
+        "failed": len(failed),
+        "skipped_entries": len(skipped),
+        "frames_decoded": frames_total,
+        "seconds": round(seconds, 3),
+        "frames_per_second": round(frames_total / seconds, 1) if seconds > 0 else 0.0,
+        "warnings": warnings,
+        "cache": str(cache.root),
+    }
+    write_json(prepared / "prepare.json", summary)
+    if progress:
+        _print_summary(summary, skipped + failed, prepared)
+    return prepared
+
+
+def _write_skipped(prepared: Path, skipped: list[Skipped]) -> None:
+    write_json(prepared / "skipped.json", [dataclasses.asdict(s) for s in skipped])
+
+
+def _print_summary(summary: dict[str, Any], skipped: list[Skipped], prepared: Path) -> None:
+    sp = summary["splits"]
+    print(
+        f"prepared {summary['records']} videos (train {sp['train']}, val {sp['val']}, test {sp['test']}; "
+        f"{len(summary['classes'])} classes) in {prepared}"
+    )
+    print(
+        f"  decoded {summary['decoded']} ({summary['frames_decoded']} frames, {summary['frames_per_second']} fps), "
+        f"reused {summary['reused']} cached, skipped {len(skipped)}"
+    )
+    for s in skipped[:20]:
+        print(f"  skipped {s}")
+    if len(skipped) > 20:
+        print(f"  ... and {len(skipped) - 20} more in {prepared / 'skipped.json'}")
+    for path, warns in list(summary["warnings"].items())[:10]:
+        print(f"  warning {path}: {'; '.join(warns)}")
+
+
+def open_prepared(cfg) -> tuple[DatasetIndex, FrameCache]:
+    """The prepared index and raw frame cache for `cfg`; `DataError` saying "run darkaction prepare" when missing or
+    built from another data config or other cache settings."""
+    prepared = Path(cfg.data.prepared)
+    hint = "run `darkaction prepare` with this config first"
+    if not (prepared / "index.json").is_file():
+        raise DataError(f"{prepared / 'index.json'} not found; {hint}")
+    index = DatasetIndex.load(prepared / "index.json")
+    want = {
+        "source": dataclasses.asdict(cfg.data.source),
+        "extra_train": [dataclasses.asdict(s) for s in cfg.data.extra_train],
+        "val_fraction": cfg.data.val_fraction,
+        "val_group_disjoint": cfg.data.val_group_disjoint,
+        "split_seed": cfg.data.split_seed,
+        "cache_key": cache_key(cfg.cache),
+    }
+    have = {k: index.info.get(k) for k in want}
+    if have != want:
+        diff = sorted(k for k in want if have[k] != want[k])
+        raise DataError(f"{prepared / 'index.json'} was prepared with different settings ({', '.join(diff)}); {hint}")
+    root = frames_dir(cfg)
+    if not root.is_dir():
+        raise DataError(f"frame cache {root} not found; {hint}")
+    cache = FrameCache(root, settings=resize_settings(cfg.cache), create=False)
+    missing = [r.video_id for r in index.records if r.video_id not in cache]
+    if missing:
+        raise DataError(f"{root}: {len(missing)} indexed videos are not cached (e.g. {missing[0]}); {hint}")
+    return index, cache
