@@ -1,0 +1,130 @@
+"""The clip dataset: video records + frame cache -> sampled, augmented, normalised clips.
+
+    ds = ClipDataset(index.split("train"), cache, cfg, train=True)
+    item = ds[0]        # {"clip": float32 (C,T,H,W), "label": int, "index": 0}
+    test = ClipDataset(index.split("test"), cache, cfg, train=False, views=5, n_min=ds.n_min, n_max=ds.n_max)
+    test[0]["clip"]     # float32 (5,C,T,H,W): the test views, one batch for one forward pass
+
+Randomness. Training draws one view per call from `numpy.random.default_rng([s, epoch, i])`, where s is drawn from
+torch's global generator: inside a DataLoader worker torch seeds that generator from the loader's base seed (drawn
+afresh each epoch from the main process's seed) plus the worker id, so workers differ, epochs differ and a run
+seeded with `seed_everything` repeats exactly. Evaluation views are
+`sample_views(..., seed=(sampling.view_seed, seed, i))`: fixed per video position, independent of workers and order.
+
+C is 3 (RGB) or 5 when a flow cache is given (RGB, dx, dy; see transforms.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from darkaction.data.sampling import sample, sample_views, sampler_params
+from darkaction.data.transforms import ClipTransform, channel_stats
+from darkaction.errors import DataError
+
+_NEEDS_LENGTHS = ("constant", "variable")
+
+
+class ClipDataset(Dataset):
+    """A torch Dataset of clips sampled from a frame cache.
+
+    records: objects with `.video_id`, `.label`, `.n_frames` (e.g. `darkaction.data.index.VideoRecord`).
+    cache: has `frames(video_id) -> uint8 (N,H,W,3)` (a read-only memmap in `FrameCache`).
+    views: clips per item; training returns (C,T,H,W) when views == 1, evaluation always (views,C,T,H,W).
+    n_min / n_max: the training index's shortest / longest video (constant and variable sampling); training
+    computes them from `records` when not given; `cfg.sampling.n_min/n_max` (non-zero) override both.
+    stats: (mean, std) for `augment.normalize: index`; training computes them from `records` when not given.
+    flow_cache: optional cache of encoded optical flow (`darkaction.data.flow.encode_flow`) -> 5-channel clips.
+    """
+
+    def __init__(
+        self,
+        records: Sequence[Any],
+        cache: Any,
+        cfg: Any,
+        train: bool,
+        views: int = 1,
+        n_min: int | None = None,
+        n_max: int | None = None,
+        seed: int = 0,
+        flow_cache: Any = None,
+        stats: tuple[Sequence[float], Sequence[float]] | None = None,
+    ) -> None:
+        self.records = list(records)
+        self.cache = cache
+        self.flow_cache = flow_cache
+        self.cfg = cfg
+        self.train = bool(train)
+        self.views = int(views)
+        if self.views < 1:
+            raise DataError(f"ClipDataset needs views >= 1, got {views}")
+        self.seed = int(seed)
+        self.epoch = 0
+        self.T = int(cfg.sampling.T)
+        self.strategy = cfg.sampling.strategy if train else (cfg.sampling.test_strategy or cfg.sampling.strategy)
+        if self.train and (n_min is None or n_max is None) and self.strategy in _NEEDS_LENGTHS and self.records:
+            lengths = [self._length(i) for i in range(len(self.records))]
+            n_min = min(lengths) if n_min is None else n_min
+            n_max = max(lengths) if n_max is None else n_max
+        self.params = sampler_params(cfg.sampling, n_min, n_max)
+        self.n_min, self.n_max = self.params["n_min"], self.params["n_max"]
+        if stats is None and cfg.augment.normalize == "index" and self.train and not cfg.augment.mean:
+            stats = channel_stats(cache, [r.video_id for r in self.records])
+        self.stats = stats
+        self.transform = ClipTransform(cfg.augment, train=self.train, blank=cfg.sampling.blank, stats=stats)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Mix the epoch into the training draws (useful with num_workers=0 and persistent workers)."""
+        self.epoch = int(epoch)
+
+    def _length(self, i: int) -> int:
+        rec = self.records[i]
+        n = int(getattr(rec, "n_frames", 0) or 0)
+        return n if n > 0 else len(self.cache.frames(rec.video_id))
+
+    def _frames(self, rec: Any) -> tuple[np.ndarray, np.ndarray | None]:
+        frames = self.cache.frames(rec.video_id)
+        if len(frames) == 0:
+            raise DataError(f"video '{rec.video_id}' has no frames in the cache; re-run darkaction prepare")
+        flow = None
+        if self.flow_cache is not None:
+            flow = self.flow_cache.frames(rec.video_id)
+            if len(flow) != len(frames):
+                raise DataError(
+                    f"flow cache has {len(flow)} frames for '{rec.video_id}' but the frame cache has {len(frames)}; "
+                    "rebuild the flow cache from this frame cache"
+                )
+        return frames, flow
+
+    def _clip(self, frames: np.ndarray, flow: np.ndarray | None, idx: np.ndarray, rng: Any) -> torch.Tensor:
+        blank = idx < 0
+        take = np.where(blank, 0, idx)  # blanks read frame 0, then the transform blanks them out
+        return self.transform(frames[take], blank, rng, flow=None if flow is None else flow[take])
+
+    def __getitem__(self, i: int) -> dict:
+        if not 0 <= i < len(self.records):
+            raise IndexError(f"index {i} out of range for {len(self.records)} videos")
+        rec = self.records[i]
+        frames, flow = self._frames(rec)
+        n = len(frames)
+        if self.train:
+            # torch's generator is per-worker and per-epoch seeded by the DataLoader (see the module docstring)
+            s = int(torch.randint(0, 2**62, (1,)).item())
+            rng = np.random.default_rng([s, self.epoch, i])
+            clips = [self._clip(frames, flow, sample(self.strategy, n, self.T, rng, **self.params), rng)]
+            for _ in range(self.views - 1):
+                clips.append(self._clip(frames, flow, sample(self.strategy, n, self.T, rng, **self.params), rng))
+            clip = clips[0] if self.views == 1 else torch.stack(clips)
+        else:
+            seed = (int(self.cfg.sampling.view_seed), self.seed, i)
+            idx = sample_views(self.strategy, n, self.T, self.views, seed=seed, **self.params)
+            clip = torch.stack([self._clip(frames, flow, row, None) for row in idx])
+        return {"clip": clip, "label": int(rec.label), "index": i}

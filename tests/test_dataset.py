@@ -1,0 +1,174 @@
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from darkaction.config import Config
+from darkaction.data.dataset import ClipDataset
+from darkaction.data.flow import encode_flow
+from darkaction.errors import ConfigError, DataError
+
+H = W = 32
+
+
+@dataclass
+class Rec:
+    video_id: str
+    label: int
+    n_frames: int = 0
+
+
+class MemCache:
+    """The two methods of FrameCache the dataset uses, over in-memory arrays."""
+
+    def __init__(self, videos):
+        self.videos = videos
+
+    def frames(self, video_id):
+        return self.videos[video_id]
+
+    def meta(self, video_id):
+        return {"n_frames": len(self.videos[video_id])}
+
+
+def _video(n, seed):
+    # frame t is filled with value t (mod 256) in every pixel: clip values reveal which frames were sampled
+    v = np.empty((n, H, W, 3), np.uint8)
+    v[:] = (np.arange(n) % 256)[:, None, None, None]
+    return v
+
+
+def _cfg(**sampling):
+    cfg = Config()
+    cfg.sampling.T = 16
+    cfg.augment.height = cfg.augment.width = H
+    cfg.augment.normalize = "none"
+    for k, v in sampling.items():
+        setattr(cfg.sampling, k, v)
+    return cfg
+
+
+@pytest.fixture
+def data():
+    lengths = [20, 40, 90, 7]
+    videos = {f"v{i}": _video(n, i) for i, n in enumerate(lengths)}
+    return [Rec(f"v{i}", i % 3) for i in range(len(lengths))], MemCache(videos)
+
+
+def _frame_ids(clip):
+    """(3,T,H,W) clip of constant frames -> the sampled frame index per slot (-1 for black blanks)."""
+    vals = np.rint(clip[0, :, H // 2, W // 2].numpy() * 255).astype(int)
+    return vals
+
+
+def test_train_item_shape_label_and_sampled_frames(data):
+    records, cache = data
+    cfg = _cfg(strategy="delta")
+    cfg.augment.rotation = 0.0
+    cfg.augment.translation = 0.0
+    ds = ClipDataset(records, cache, cfg, train=True)
+    torch.manual_seed(0)
+    item = ds[1]
+    assert item["clip"].shape == (3, 16, H, W) and item["clip"].dtype == torch.float32
+    assert item["label"] == 1 and item["index"] == 1
+    ids = _frame_ids(item["clip"])
+    real = ids[ids > 0]
+    assert np.all(np.diff(real) > 0) and real.max() < 40  # real frames from the video, in order
+
+
+def test_eval_views_are_deterministic_and_batched(data):
+    records, cache = data
+    cfg = _cfg(strategy="delta")
+    ds = ClipDataset(records, cache, cfg, train=False, views=5, seed=3)
+    a, b = ds[2]["clip"], ds[2]["clip"]
+    assert a.shape == (5, 3, 16, H, W) and torch.equal(a, b)
+    assert not torch.equal(a[0], a[1])  # distinct (delta, P1, P2) views
+    other = ClipDataset(records, cache, cfg, train=False, views=5, seed=4)[2]["clip"]
+    assert not torch.equal(a, other)
+    one = ClipDataset(records, cache, cfg, train=False, views=1)[0]["clip"]
+    assert one.shape == (1, 3, 16, H, W)
+
+
+def test_train_draws_reproducible_and_workers_differ(data):
+    records, cache = data
+    cfg = _cfg(strategy="delta")
+    ds = ClipDataset(records * 4, cache, cfg, train=True)
+
+    def epoch(seed, workers):
+        torch.manual_seed(seed)
+        loader = DataLoader(ds, batch_size=4, num_workers=workers, shuffle=False)
+        return torch.cat([b["clip"] for b in loader])
+
+    a, b = epoch(0, 0), epoch(0, 0)
+    assert torch.equal(a, b)
+    assert not torch.equal(a, epoch(1, 0))
+    w1, w2 = epoch(0, 2), epoch(0, 2)
+    assert torch.equal(w1, w2)
+    # the same video repeated in different batches (so different workers) gets different draws
+    assert not torch.equal(w1[0], w1[4])
+
+
+def test_constant_sampling_uses_training_lengths(data):
+    records, cache = data
+    cfg = _cfg(strategy="constant")
+    ds = ClipDataset(records, cache, cfg, train=True)
+    assert (ds.n_min, ds.n_max) == (7, 90)
+    test = ClipDataset(records, cache, cfg, train=False, n_min=ds.n_min, n_max=ds.n_max)
+    ids = _frame_ids(test[0]["clip"][0])
+    assert (ids[ids > 0]).size == 3  # 20 frames at rate 90/16 -> ceil(20 / 5.625) = 4 frames (frame 0 looks blank)
+    with pytest.raises(ConfigError, match="n_max"):
+        ClipDataset(records, cache, cfg, train=False)[0]
+
+
+def test_test_strategy_and_blank_zero(data):
+    records, cache = data
+    cfg = _cfg(strategy="delta", test_strategy="uniform", blank="zero")
+    ds = ClipDataset(records, cache, cfg, train=False, views=2)
+    clip = ds[3]["clip"]
+    assert torch.equal(clip[0], clip[1])  # uniform is deterministic
+    assert np.array_equal(_frame_ids(clip[0]), np.rint(np.linspace(0, 6, 16)).astype(int))
+
+
+def test_flow_cache_gives_five_channels(data):
+    records, cache = data
+    flows = {}
+    for vid, v in cache.videos.items():
+        f = np.zeros(v.shape[:3] + (2,), np.float32)
+        f[..., 0] = 1.0
+        flows[vid] = encode_flow(f)
+    cfg = _cfg(strategy="delta")
+    cfg.augment.hflip = 1.0
+    ds = ClipDataset(records, cache, cfg, train=True, flow_cache=MemCache(flows))
+    clip = ds[0]["clip"]
+    assert clip.shape == (5, 16, H, W)
+    bad = MemCache({k: v[:-1] for k, v in flows.items()})
+    with pytest.raises(DataError, match="flow cache"):
+        ClipDataset(records, cache, cfg, train=True, flow_cache=bad)[0]
+
+
+def test_index_normalisation_computes_train_stats_and_needs_them_in_eval(data):
+    records, cache = data
+    cfg = _cfg()
+    cfg.augment.normalize = "index"
+    ds = ClipDataset(records, cache, cfg, train=True)
+    assert len(ds.stats[0]) == 3
+    with pytest.raises(ConfigError, match="channel_stats"):
+        ClipDataset(records, cache, cfg, train=False)
+    ClipDataset(records, cache, cfg, train=False, stats=ds.stats)
+
+
+def test_with_real_frame_cache(tmp_path):
+    from darkaction.data.cache import FrameCache
+
+    cache = FrameCache(tmp_path / "frames", settings={"resize": "fixed", "height": H, "width": W})
+    for i, n in enumerate([30, 70]):
+        cache.put(f"vid{i}", _video(n, i), {"fps": 30})
+    records = [Rec("vid0", 0, 30), Rec("vid1", 1, 70)]
+    cfg = _cfg(strategy="delta")
+    loader = DataLoader(ClipDataset(records, FrameCache(tmp_path / "frames"), cfg, train=True), batch_size=2)
+    batch = next(iter(loader))
+    assert batch["clip"].shape == (2, 3, 16, H, W) and batch["label"].tolist() == [0, 1]
+    test = ClipDataset(records, cache, cfg, train=False, views=5)
+    assert test[1]["clip"].shape == (5, 3, 16, H, W)

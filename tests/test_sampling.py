@@ -1,0 +1,193 @@
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+
+from darkaction.config import SamplingConfig
+from darkaction.data.sampling import STRATEGIES, delta_plan, sample, sample_views, sampler_params
+from darkaction.errors import ConfigError
+
+PARAMS = {"beta": 0.0, "gamma": 1.5, "alpha": 4.0, "n_min": 33, "n_max": 225}
+N = st.integers(1, 1000)
+TT = st.integers(1, 128)
+SEED = st.integers(0, 2**32 - 1)
+PROPS = settings(max_examples=150, deadline=None)
+
+
+def _real(idx):
+    return idx[idx >= 0]
+
+
+def _blanks_only_at_ends(idx):
+    real = np.flatnonzero(idx >= 0)
+    # the real entries form one contiguous run; everything outside it is blank
+    return real.size > 0 and real[-1] - real[0] + 1 == real.size
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+@PROPS
+@given(n=N, T=TT, seed=SEED)
+def test_every_sampler_shape_range_order_blanks(strategy, n, T, seed):
+    idx = sample(strategy, n, T, np.random.default_rng(seed), **PARAMS)
+    assert idx.shape == (T,) and idx.dtype == np.int64
+    assert np.all((idx == -1) | ((idx >= 0) & (idx < n)))
+    assert _blanks_only_at_ends(idx)
+    real = _real(idx)
+    if strategy == "consecutive":
+        # the reference's window loops short clips: consecutive frames modulo N instead of non-decreasing
+        assert np.array_equal(real, (real[0] + np.arange(T)) % n)
+    else:
+        assert np.all(np.diff(real) >= 0)
+    again = sample(strategy, n, T, np.random.default_rng(seed), **PARAMS)
+    assert np.array_equal(idx, again)
+
+
+@PROPS
+@given(
+    n=N,
+    T=TT,
+    seed=SEED,
+    beta=st.floats(-2.0, 3.0),
+    width=st.floats(0.0, 3.0),
+    alpha=st.floats(0.25, 8.0),
+)
+def test_delta_rate_never_exceeds_alpha(n, T, seed, beta, width, alpha):
+    plan = delta_plan(n, T, np.random.default_rng(seed), beta=beta, gamma=beta + width, alpha=alpha)
+    assert plan.rate <= alpha
+    assert plan.n_real + plan.pad_before + plan.pad_after == T
+    real = _real(plan.indices())
+    assert real.size == plan.n_real
+    if real.size > 1:
+        # never skips more than one stride between neighbours, and spans at most (M-1)*S frames (+1 for flooring)
+        assert np.diff(real).max() <= math.ceil(alpha)
+        assert real[-1] - real[0] < (real.size - 1) * plan.rate + 1 + 1e-9
+
+
+@PROPS
+@given(n=N, T=TT, seed=SEED, gamma=st.floats(0.0, 3.0), alpha=st.floats(0.5, 8.0))
+def test_delta_with_nonnegative_beta_never_crops_when_clip_fits(n, T, seed, gamma, alpha):
+    if n > alpha * T:
+        return  # the capped rate cannot fit this clip; cropping is the documented behaviour
+    plan = delta_plan(n, T, np.random.default_rng(seed), beta=0.0, gamma=gamma, alpha=alpha)
+    real = _real(plan.indices())
+    assert not plan.cropped
+    assert real[0] == 0
+    # the window [0, M*S) covers the clip: the last frame is within one stride of the last sampled index
+    assert n - 1 - real[-1] < max(plan.rate, 1.0)
+    assert plan.n_real * plan.rate >= n - 1e-6
+    if plan.rate <= 1.0:
+        assert real[-1] == n - 1 and set(real.tolist()) == set(range(n))
+
+
+def test_delta_crops_only_beyond_the_cap_and_still_returns_T():
+    rng = np.random.default_rng(0)
+    starts = set()
+    for _ in range(50):
+        plan = delta_plan(1000, 64, rng, beta=0.0, gamma=1.5, alpha=4.0)
+        idx = plan.indices()
+        assert plan.cropped and plan.rate == 4.0 and idx.shape == (64,) and (idx >= 0).all()
+        assert idx[-1] - idx[0] == 63 * 4 or idx[-1] - idx[0] == 63 * 4 - 1 or idx[-1] - idx[0] == 63 * 4 + 1
+        starts.add(int(idx[0]))
+    assert len(starts) > 10  # the window starts at a random offset
+
+
+def test_delta_paper_example_pads_short_clip():
+    # N=80, T=64: S in [1.25, 2.75] -> 30..64 real frames, blanks around them
+    rng = np.random.default_rng(1)
+    for _ in range(100):
+        plan = delta_plan(80, 64, rng)
+        assert 1.25 - 1e-9 <= plan.rate <= 2.75 + 1e-9
+        assert plan.n_real == math.ceil(80 / plan.rate - 1e-9)
+        assert 0 <= plan.pad_before <= 64 - plan.n_real
+
+
+def test_delta_and_p1_follow_their_uniform_distributions():
+    rng = np.random.default_rng(123)
+    n, T, beta, gamma, alpha = 100, 64, 0.0, 1.5, 4.0
+    plans = [delta_plan(n, T, rng, beta=beta, gamma=gamma, alpha=alpha) for _ in range(2000)]
+    deltas = np.array([p.delta for p in plans])
+    assert stats.kstest(deltas, "uniform", args=(beta, gamma - beta)).pvalue > 1e-3
+    # P1 ~ U[0, T - N/S] given the drawn rate: scaled to [0, 1] it must be U[0, 1]
+    u = np.array([p.p1 / (T - n / p.rate) for p in plans])
+    assert stats.kstest(u, "uniform").pvalue > 1e-3
+    # and the integer padding is its floor
+    assert all(p.pad_before == math.floor(p.p1) for p in plans)
+    # a wrong distribution must be detected (the test can fail)
+    assert stats.kstest(deltas**2 / gamma, "uniform", args=(beta, gamma - beta)).pvalue < 1e-3
+
+
+def test_constant_variable_length_rates():
+    rng = np.random.default_rng(0)
+    T = 64
+    c = sample("constant", 100, T, rng, n_max=256)
+    real = _real(c)
+    assert real.size == math.ceil(100 / 4) and np.all(np.diff(real) == 4)
+    length = sample("length", 100, T, rng)
+    assert (length >= 0).all() and length[0] == 0
+    v = [sample("variable", 50, T, rng, n_min=32, n_max=128) for _ in range(50)]
+    sizes = {int((x >= 0).sum()) for x in v}
+    assert len(sizes) > 3  # the rate is random
+    assert min(sizes) >= math.ceil(50 / 2)  # S <= n_max/T = 2
+
+
+def test_uniform_hits_both_ends_and_consecutive_loops():
+    u = sample("uniform", 200, 64, np.random.default_rng(0))
+    assert u[0] == 0 and u[-1] == 199
+    c = sample("consecutive", 10, 25, np.random.default_rng(0))
+    assert c.tolist() == [i % 10 for i in range(25)]
+
+
+def test_sample_views_deterministic_and_distinct():
+    a = sample_views("delta", 80, 64, 5, seed=(0, 7), **PARAMS)
+    b = sample_views("delta", 80, 64, 5, seed=(0, 7), **PARAMS)
+    c = sample_views("delta", 80, 64, 5, seed=(0, 8), **PARAMS)
+    assert a.shape == (5, 64) and np.array_equal(a, b) and not np.array_equal(a, c)
+    assert len({tuple(r) for r in a}) > 1
+
+
+def test_errors_are_actionable():
+    rng = np.random.default_rng(0)
+    with pytest.raises(ConfigError, match="n_max"):
+        sample("constant", 50, 64, rng)
+    with pytest.raises(ConfigError, match="choose one of"):
+        sample("random", 50, 64, rng)
+    with pytest.raises(ConfigError, match="empty"):
+        sample("delta", 0, 64, rng)
+    with pytest.raises(ConfigError, match="beta"):
+        delta_plan(50, 64, rng, beta=2.0, gamma=1.0)
+
+
+def test_sampler_params_prefers_explicit_config():
+    cfg = SamplingConfig()
+    assert sampler_params(cfg, 33, 225) == {"beta": 0.0, "gamma": 1.5, "alpha": 4.0, "n_min": 33, "n_max": 225}
+    cfg.n_max = 300
+    assert sampler_params(cfg, 33, 225)["n_max"] == 300
+    assert sampler_params(SamplingConfig())["n_max"] is None
+    with pytest.raises(ConfigError):
+        sampler_params(SamplingConfig(strategy="nope"))
+
+
+def test_cli_sample_writes_film_strip(tmp_path):
+    import av
+    import cv2
+
+    from darkaction.cli import main
+
+    video = tmp_path / "v.mp4"
+    with av.open(str(video), "w") as out:
+        stream = out.add_stream("mpeg4", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for t in range(40):
+            img = np.full((48, 64, 3), 4 * t, np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    png = tmp_path / "strip.png"
+    assert main(["sample", "--video", str(video), "--strategy", "delta", "--T", "16", "--out", str(png)]) == 0
+    strip = cv2.imread(str(png))
+    assert strip is not None and strip.shape[0] > 50 and strip.shape[1] > 16 * 40
+    assert main(["sample", "--video", str(video), "--strategy", "constant", "--out", str(png)]) == 2

@@ -1,0 +1,150 @@
+import numpy as np
+import pytest
+import torch
+
+from darkaction.config import AugmentConfig
+from darkaction.data.flow import encode_flow
+from darkaction.data.transforms import FLOW_DIVISOR, NORM_STATS, ClipTransform, channel_stats, clip_affine
+from darkaction.errors import ConfigError, DataError
+
+NONE = AugmentConfig(normalize="none")
+
+
+def _frame(h=112, w=112, seed=0):
+    rng = np.random.default_rng(seed)
+    # smooth structure so warps are visible but bilinear interpolation stays well behaved
+    base = rng.integers(0, 256, (h // 8, w // 8, 3), dtype=np.uint8)
+    return np.kron(base, np.ones((8, 8, 1), dtype=np.uint8))
+
+
+def _clip(T=8, **kw):
+    return np.repeat(_frame(**kw)[None], T, axis=0)
+
+
+def test_identical_frames_stay_identical_after_augmentation():
+    tf = ClipTransform(AugmentConfig(hflip=0.5, rotation=30, translation=0.2), train=True, blank="black")
+    frames = _clip(8)
+    changed = 0
+    for seed in range(10):
+        out = tf(frames, np.zeros(8, bool), np.random.default_rng(seed))
+        assert out.shape == (3, 8, 112, 112) and out.dtype == torch.float32
+        assert torch.equal(out, out[:, :1].expand_as(out))  # one transform for every frame
+        ref = ClipTransform(AugmentConfig(), train=False, blank="black")(frames, None, None)
+        changed += int(not torch.allclose(out, ref))
+    assert changed >= 9  # and the augmentation really does something
+
+
+def test_eval_does_no_augmentation_and_is_exact_normalisation():
+    frames = _clip(4)
+    tf = ClipTransform(AugmentConfig(hflip=1.0, rotation=30, translation=0.2), train=False, blank="black")
+    out = tf(frames, np.zeros(4, bool), np.random.default_rng(0))
+    mean, std = (torch.tensor(v).view(3, 1, 1, 1) for v in NORM_STATS["kinetics"])
+    expected = (torch.from_numpy(frames).permute(3, 0, 1, 2).float() / 255 - mean) / std
+    assert torch.allclose(out, expected, atol=1e-6)
+
+
+def test_flip_only_mirrors_every_frame():
+    frames = np.stack([_frame(seed=s) for s in range(3)])
+    tf = ClipTransform(AugmentConfig(hflip=1.0, rotation=0, translation=0, normalize="none"), True, "black")
+    out = tf(frames, None, np.random.default_rng(0))
+    expected = torch.from_numpy(frames[:, :, ::-1].copy()).permute(3, 0, 1, 2).float() / 255
+    assert torch.allclose(out, expected, atol=1e-6)
+
+
+def test_normalisation_choices_and_overrides():
+    frames = np.full((2, 112, 112, 3), 51, np.uint8)  # 0.2
+    for name in ("kinetics", "arid", "none"):
+        out = ClipTransform(AugmentConfig(normalize=name), False, "black")(frames)
+        mean, std = NORM_STATS[name]
+        for c in range(3):
+            assert torch.allclose(out[c], torch.tensor((0.2 - mean[c]) / std[c]), atol=1e-5)
+    out = ClipTransform(AugmentConfig(mean=[0.1, 0.2, 0.3], std=[0.5, 0.5, 0.5]), False, "black")(frames)
+    assert torch.allclose(out[2], torch.tensor((0.2 - 0.3) / 0.5), atol=1e-5)
+    out = ClipTransform(AugmentConfig(normalize="index"), False, "black", stats=([0.2] * 3, [0.1] * 3))(frames)
+    assert torch.allclose(out, torch.zeros_like(out), atol=1e-5)
+    with pytest.raises(ConfigError, match="channel_stats"):
+        ClipTransform(AugmentConfig(normalize="index"), False, "black")
+    with pytest.raises(ConfigError, match="choose one of"):
+        ClipTransform(AugmentConfig(normalize="imagenet"), False, "black")
+
+
+def test_blank_modes():
+    frames = _clip(4)
+    mask = np.array([True, False, False, True])
+    black = ClipTransform(AugmentConfig(), False, "black")(frames, mask)
+    mean, std = NORM_STATS["kinetics"]
+    for c in range(3):
+        assert torch.allclose(black[c, 0], torch.tensor(-mean[c] / std[c]))
+    assert torch.equal(black[:, 1], black[:, 2]) and not torch.allclose(black[:, 1], black[:, 0])
+    zero = ClipTransform(AugmentConfig(), False, "zero")(frames, mask)
+    assert torch.count_nonzero(zero[:, [0, 3]]) == 0 and torch.equal(zero[:, 1:3], black[:, 1:3])
+    with pytest.raises(ConfigError):
+        ClipTransform(AugmentConfig(), False, "grey")
+
+
+def test_larger_cache_frames_random_crop_in_train_centre_crop_in_eval():
+    big = np.stack([np.arange(170, dtype=np.uint8)[None, :, None].repeat(128, 0).repeat(3, 2)] * 2)  # x-ramp
+    aug = AugmentConfig(hflip=0, rotation=0, translation=0, normalize="none")
+    ev = ClipTransform(aug, False, "black")(big)
+    assert ev.shape == (3, 2, 112, 112)
+    assert round(float(ev[0, 0, 0, 0]) * 255) == (170 - 112) // 2
+    starts = {
+        round(float(ClipTransform(aug, True, "black")(big, None, np.random.default_rng(s))[0, 0, 0, 0]) * 255)
+        for s in range(20)
+    }
+    assert len(starts) > 3 and max(starts) <= 170 - 112
+    small = _clip(2, h=64, w=80)
+    assert ClipTransform(aug, False, "black")(small).shape == (3, 2, 112, 112)  # scaled up to cover
+
+
+def test_flow_channels_follow_flip_and_rotation():
+    T = 3
+    flow = np.zeros((T, 112, 112, 2), np.float32)
+    flow[..., 0], flow[..., 1] = 2.0, 1.0  # every pixel moves right 2, down 1
+    enc = encode_flow(flow)
+    frames = _clip(T)
+    ev = ClipTransform(AugmentConfig(), False, "black")(frames, None, None, flow=enc)
+    assert ev.shape == (5, T, 112, 112)
+    assert torch.allclose(ev[3, :, 40:70, 40:70], torch.tensor(2.0 / FLOW_DIVISOR))
+    flip = ClipTransform(AugmentConfig(hflip=1.0, rotation=0, translation=0), True, "black")
+    out = flip(frames, None, np.random.default_rng(0), flow=enc)
+    assert torch.allclose(out[3, :, 40:70, 40:70], torch.tensor(-2.0 / FLOW_DIVISOR))  # dx negated
+    assert torch.allclose(out[4, :, 40:70, 40:70], torch.tensor(1.0 / FLOW_DIVISOR))  # dy kept
+    rot = ClipTransform(AugmentConfig(hflip=0, rotation=45, translation=0), True, "black")
+    rng = np.random.default_rng(3)
+    out = rot(frames, None, rng, flow=enc)
+    m = rot.matrix((112, 112), np.random.default_rng(3))
+    v = m[:, :2] @ np.array([2.0, 1.0]) / FLOW_DIVISOR
+    assert abs(np.degrees(np.arctan2(m[1, 0], m[0, 0]))) > 1  # the draw really rotated
+    assert torch.allclose(out[3:, 0, 56, 56], torch.tensor(v, dtype=torch.float32), atol=1e-4)
+    blank = ClipTransform(AugmentConfig(), False, "black")(frames, np.array([True, False, False]), None, flow=enc)
+    assert torch.count_nonzero(blank[3:, 0]) == 0
+    with pytest.raises(DataError):
+        ClipTransform(AugmentConfig(), False, "black")(frames, None, None, flow=enc[:2])
+
+
+def test_affine_is_identity_in_eval_at_cache_size():
+    m = clip_affine((112, 112), (112, 112), None, False)
+    assert np.allclose(m, [[1, 0, 0], [0, 1, 0]])
+
+
+def test_channel_stats_matches_numpy():
+    class Cache:
+        def __init__(self):
+            rng = np.random.default_rng(0)
+            self.v = {f"v{i}": rng.integers(0, 256, (5, 8, 8, 3), dtype=np.uint8) for i in range(3)}
+
+        def frames(self, vid):
+            return self.v[vid]
+
+    c = Cache()
+    mean, std = channel_stats(c, list(c.v), frames_per_video=16)
+    allpx = np.concatenate([x.reshape(-1, 3) for x in c.v.values()]) / 255.0
+    assert np.allclose(mean, allpx.mean(0)) and np.allclose(std, allpx.std(0))
+    with pytest.raises(DataError):
+        channel_stats(c, [])
+
+
+def test_bad_frames_raise_data_error():
+    with pytest.raises(DataError, match="uint8"):
+        ClipTransform(AugmentConfig(), False, "black")(np.zeros((2, 8, 8, 3), np.float32))
