@@ -7,6 +7,8 @@ motion from frame t to frame t+1; the last frame repeats the previous flow.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 FLOW_SCALE = 8.0  # 1/8 pixel resolution, +-16 px range: ample for 112x112 frames
@@ -22,3 +24,113 @@ def encode_flow(flow: np.ndarray) -> np.ndarray:
 def decode_flow(encoded: np.ndarray) -> np.ndarray:
     """(T,H,W,3) uint8 -> (T,H,W,2) float32 pixels."""
     return (encoded[..., :2].astype(np.float32) - 128.0) / FLOW_SCALE
+
+
+# ---------------------------------------------------------------------------------------------- Farneback flow
+
+# OpenCV Farneback settings (Farneback 2003, the paper's [15]); winsize 15 smooths the sensor noise of dark frames
+# at 64-112 px, 3 pyramid levels reach motions of ~8 px between frames.
+FARNEBACK = {"pyr_scale": 0.5, "levels": 3, "winsize": 15, "iterations": 3, "poly_n": 5, "poly_sigma": 1.2}
+
+
+def farneback_flow(frames: np.ndarray) -> np.ndarray:
+    """Dense optical flow of a clip: frames uint8 (T,H,W,3) RGB -> float32 (T,H,W,2) (dx, dy) in pixels.
+
+    Flow t is the motion from frame t to frame t+1 (a point at (x, y) in frame t is at (x+dx, y+dy) in frame t+1);
+    the last frame repeats the previous flow, a one-frame clip has zero flow.
+    """
+    import cv2
+
+    if frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"farneback_flow expects frames of shape (T,H,W,3), got {frames.shape}")
+    t, h, w, _ = frames.shape
+    flow = np.zeros((t, h, w, 2), dtype=np.float32)
+    grey = [cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY) for f in frames]
+    for i in range(t - 1):
+        flow[i] = cv2.calcOpticalFlowFarneback(grey[i], grey[i + 1], None, flags=0, **FARNEBACK)
+    if t > 1:
+        flow[-1] = flow[-2]
+    return flow
+
+
+def flow_dir(cfg, source_root: Path) -> Path:
+    """`<prepared>/flow/<key>/` where key is the folder name of the cache the flow is computed from (the raw
+    frame-cache key, or the enhancer fingerprint), so flow of different frames never mixes."""
+    return Path(cfg.data.prepared) / "flow" / Path(source_root).name
+
+
+_WORKER_CACHES: dict = {}
+
+
+def _flow_worker(source_root: str, video_id: str) -> tuple[str, np.ndarray, int]:
+    """One video: read its frames from the source cache, return (id, encoded flow uint8 T,H,W,3, n_frames)."""
+    from darkaction.data.cache import FrameCache
+
+    cache = _WORKER_CACHES.get(source_root)
+    if cache is None:
+        cache = _WORKER_CACHES[source_root] = FrameCache(source_root)
+    frames = np.asarray(cache.frames(video_id))
+    return video_id, encode_flow(farneback_flow(frames)), int(frames.shape[0])
+
+
+def _init_worker() -> None:
+    import cv2
+
+    cv2.setNumThreads(1)  # one process per core; OpenCV's own threads would oversubscribe
+
+
+def build_flow_cache(cfg, workers: int | None = None, progress: bool = True) -> Path:
+    """Compute Farneback flow once for every video of the cache training reads (`enhance.training_cache(cfg)`, i.e.
+    the enhanced frames when an enhancer is configured) into a FrameCache of `encode_flow` frames at
+    `flow_dir(cfg, source)`. Resumable: videos already in the flow cache are skipped. Returns the flow folder."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from tqdm import tqdm
+
+    from darkaction.data.cache import FrameCache
+    from darkaction.enhance.run import training_cache
+    from darkaction.utils import write_json
+
+    source = training_cache(cfg)
+    source_root = Path(source.root)
+    out = flow_dir(cfg, source_root)
+    flow = FrameCache(out)
+    todo = [v for v in source.ids if v not in flow]
+    write_json(out / "flow_settings.json", {"method": "farneback", "source": str(source_root), **FARNEBACK})
+    workers = max(1, int(cfg.cache.workers if workers is None else workers))
+    bar = tqdm(total=len(todo), desc="optical flow", unit="video", disable=not progress or not todo)
+
+    def store(video_id: str, encoded: np.ndarray, n: int) -> None:
+        flow.put(video_id, encoded, {"n_frames": n, "flow": "farneback", "flow_scale": FLOW_SCALE})
+        bar.update(1)
+
+    if workers == 1 or len(todo) < 4:
+        _init_worker()
+        for v in todo:
+            store(*_flow_worker(str(source_root), v))
+    else:
+        import multiprocessing as mp
+
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker) as pool:
+            for result in pool.map(_flow_worker, [str(source_root)] * len(todo), todo, chunksize=4):
+                store(*result)
+    bar.close()
+    return out
+
+
+def open_flow_cache(cfg):
+    """The flow FrameCache for `cfg` (what the RGB + flow dataset reads); a DataError when it was never built."""
+    from darkaction.data.cache import FrameCache
+    from darkaction.enhance.run import training_cache
+    from darkaction.errors import DataError
+
+    source = training_cache(cfg)
+    out = flow_dir(cfg, Path(source.root))
+    flow = FrameCache(out) if out.is_dir() else None
+    missing = len(source.ids) if flow is None else sum(v not in flow for v in source.ids)
+    if missing:
+        raise DataError(
+            f"optical-flow cache {out} is missing or incomplete ({missing} videos without flow): run "
+            "`darkaction experiment 3 --rows flow` or darkaction.data.flow.build_flow_cache(cfg) first"
+        )
+    return flow
