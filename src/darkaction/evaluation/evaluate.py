@@ -1,0 +1,190 @@
+"""`evaluate(run, views=None, strategy=None, split="test") -> dict`: k views per video, softmax averaged.
+
+    res = evaluate("runs/demo", views=5)      # or a checkpoint file: runs/demo/checkpoints/last.ckpt
+    res["top1"], res["mean_class_acc"], res["clip_top1"], res["per_class"]["run"]["acc"]
+
+Writes into the run directory: `results.json` (or `results_<split>.json` for other splits), `confusion.png`,
+`attention.png` (the BERT head's CLS attention over the sampled frames of a few test videos), `curves.png` and the
+report (`report.md` / `report.html`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from darkaction.config import load_config
+from darkaction.errors import ConfigError, DataError
+from darkaction.utils import read_json, resolve_device, write_json
+
+
+def resolve_run(run: str | Path) -> tuple[Path, Path]:
+    """A run directory or a checkpoint file -> (run_dir, checkpoint). The directory's best.ckpt, else last.ckpt."""
+    p = Path(run)
+    if p.is_file():
+        run_dir = p.parent.parent if p.parent.name == "checkpoints" else p.parent
+        return run_dir, p
+    if not p.is_dir():
+        raise DataError(f"{p}: no such run directory or checkpoint; pass runs/<name> or a .ckpt file")
+    for name in ("best.ckpt", "last.ckpt"):
+        if (p / "checkpoints" / name).is_file():
+            return p, p / "checkpoints" / name
+    raise DataError(f"{p}: no checkpoints/best.ckpt or last.ckpt; train the run first (darkaction train)")
+
+
+def load_run(run: str | Path, device: str = "cpu"):
+    """(cfg, classes, model in eval mode on `device`, checkpoint path) of a trained run, from its directory alone."""
+    from darkaction.models.build import build_model
+    from darkaction.training.run import load_checkpoint
+
+    run_dir, ckpt_path = resolve_run(run)
+    if not (run_dir / "config.yaml").is_file():
+        raise DataError(f"{run_dir / 'config.yaml'} not found; is {run_dir} a darkaction run directory?")
+    cfg = load_config(run_dir / "config.yaml")
+    ckpt = load_checkpoint(ckpt_path)
+    info = ckpt.get("darkaction", {})
+    classes = list(info.get("classes") or [])
+    if not classes and (run_dir / "data.json").is_file():
+        classes = list(read_json(run_dir / "data.json")["classes"])
+    if not classes:
+        raise DataError(f"{ckpt_path}: the class names are missing (no 'darkaction' entry, no data.json)")
+    model = build_model(cfg.model, len(classes), cfg.sampling.T)
+    state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        raise DataError(f"{ckpt_path}: weights do not fit the model in {run_dir / 'config.yaml'} ({e})") from None
+    model.eval().to(device)
+    return cfg, classes, model, ckpt_path
+
+
+def autocast_for(cfg, device: str):
+    """bf16 autocast when the run's precision resolves to bf16 on this device, else a null context."""
+    from darkaction.training.run import resolve_precision
+
+    dev = "cuda" if device.startswith("cuda") else "cpu"
+    prec = resolve_precision(cfg.train.precision, "gpu" if dev == "cuda" else "cpu")
+    if prec.startswith("bf16"):
+        return torch.autocast(dev, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+@torch.inference_mode()
+def predict_views(model, clips: torch.Tensor, ctx) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """clips (B,V,C,T,H,W) -> per-view softmax (B,V,K) fp32 and the head's attention (B,V,T') or None."""
+    b, v = clips.shape[:2]
+    with ctx:
+        logits = model(clips.flatten(0, 1))
+    probs = logits.float().softmax(-1).view(b, v, -1).cpu()
+    att = getattr(getattr(model, "head", None), "attention", None)
+    if att is not None:
+        att = att.float().reshape(b, v, -1).cpu()
+    return probs, att
+
+
+def evaluate(
+    run: str | Path, views: int | None = None, strategy: str | None = None, split: str = "test", progress: bool = True
+) -> dict:
+    """Evaluate a run on `split` with `views` views per video (default eval.views) sampled by `strategy` (default
+    sampling.test_strategy or sampling.strategy). Returns the results dict (also written to results.json)."""
+    from darkaction.data.dataset import ClipDataset
+    from darkaction.data.prepare import open_prepared
+    from darkaction.data.sampling import sample_views
+    from darkaction.enhance.run import training_cache
+    from darkaction.evaluation.metrics import average_views, classification_metrics, clip_top1
+    from darkaction.evaluation.report import plot_attention, plot_confusion, plot_curves, write_report
+
+    if split not in ("train", "val", "test"):
+        raise ConfigError(f"--split must be train, val or test, got '{split}'")
+    run_dir, _ = resolve_run(run)
+    cfg = load_config(run_dir / "config.yaml")
+    device = resolve_device(cfg.device)
+    cfg, classes, model, ckpt_path = load_run(run, device)
+    k = int(views or cfg.eval.views or cfg.sampling.test_views)
+    if k < 1:
+        raise ConfigError(f"--views must be >= 1, got {k}")
+    if strategy:
+        cfg.sampling.test_strategy = strategy
+    used_strategy = cfg.sampling.test_strategy or cfg.sampling.strategy
+
+    index, _ = open_prepared(cfg)
+    if list(index.classes) != classes:
+        raise DataError(
+            f"{cfg.data.prepared}: the prepared index has classes {index.classes} but the run was trained on "
+            f"{classes}; evaluate with the data the run was trained on"
+        )
+    cache = training_cache(cfg)
+    records = index.split(split)
+    if not records:
+        raise DataError(f"the index in {cfg.data.prepared} has no '{split}' videos; pick another --split")
+    n_min, n_max = cfg.sampling.n_min or None, cfg.sampling.n_max or None
+    ds = ClipDataset(records, cache, cfg, train=False, views=k, n_min=n_min, n_max=n_max, seed=cfg.train.seed)
+    loader = DataLoader(ds, batch_size=max(1, cfg.eval.batch_size), shuffle=False, num_workers=cfg.train.workers)
+    ctx = autocast_for(cfg, device)
+    all_probs, all_att, labels = [], [], []
+    t0 = time.perf_counter()
+    for batch in tqdm(loader, desc=f"evaluate {split} ({k} views)", unit="video", disable=not progress or None):
+        probs, att = predict_views(model, batch["clip"].to(device), ctx)
+        all_probs.append(probs)
+        all_att.append(att)
+        labels.append(batch["label"])
+    seconds = time.perf_counter() - t0
+    view_probs = torch.cat(all_probs)  # (N, V, K)
+    y = torch.cat(labels)
+    m = classification_metrics(average_views(view_probs), y, len(classes))
+    results = {
+        "top1": m["top1"],
+        "mean_class_acc": m["mean_class_acc"],
+        "clip_top1": clip_top1(view_probs, y, len(classes)),
+        "n_test_videos": m["n"],
+        "split": split,
+        "views": k,
+        "strategy": used_strategy,
+        "classes": classes,
+        "per_class": {c: {"acc": m["per_class"][i], "n": m["support"][i]} for i, c in enumerate(classes)},
+        "confusion": m["confusion"],
+        "checkpoint": str(ckpt_path),
+        "seconds": round(seconds, 2),
+        "predictions": [
+            {"video_id": r.video_id, "label": classes[int(t)], "pred": classes[int(p.argmax())], "prob": float(p.max())}
+            for r, t, p in zip(records, y, average_views(view_probs))
+        ],
+    }
+    suffix = "" if split == "test" else f"_{split}"
+    write_json(run_dir / f"results{suffix}.json", results)
+
+    cm_png = plot_confusion(
+        m["confusion"],
+        classes,
+        run_dir / f"confusion{suffix}.png",
+        title=f"{split}: top-1 {100 * m['top1']:.1f} % ({k} views)",
+    )
+    att_png = None
+    if all_att and all_att[0] is not None:
+        att = torch.cat(all_att)  # (N, V, T')
+        items, seen = [], set()
+        for i, r in enumerate(records):  # one video per class, view 0, as the model saw it
+            if r.label in seen or len(items) >= 6:
+                continue
+            seen.add(r.label)
+            n = len(cache.frames(r.video_id))
+            idx = sample_views(
+                used_strategy, n, cfg.sampling.T, k, seed=(int(cfg.sampling.view_seed), ds.seed, i), **ds.params
+            )[0]
+            pred = classes[int(view_probs[i].mean(0).argmax())]
+            items.append(
+                {
+                    "frames": idx,
+                    "attention": att[i, 0].numpy(),
+                    "title": f"{r.video_id} ({n} frames) true {classes[r.label]}, predicted {pred}",
+                }
+            )
+        att_png = plot_attention(items, run_dir / f"attention{suffix}.png")
+    curves = plot_curves(run_dir / "metrics.csv", run_dir / "curves.png")
+    write_report(run_dir, results, {"curves": curves, "confusion": cm_png, "attention": att_png})
+    return results

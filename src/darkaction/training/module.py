@@ -1,0 +1,165 @@
+"""The LightningModule: model + loss + optimisation. Data lives in `datamodule.py`; the Trainer owns the rest.
+
+    lit = VideoClassifierModule(cfg, num_classes=6)             # builds `build_model(cfg.model, 6, cfg.sampling.T)`
+    lit = VideoClassifierModule(cfg, num_classes=6, model=net)  # any nn.Module: clip B,C,T,H,W -> logits B,K
+
+Batches are dicts: train {"clip": B,C,T,H,W, "label": B} (+ "target_clip", "target_label" for the MRAN head);
+validation the same with one test view; test {"clip": B,V,C,T,H,W, "label": B} whose per-view softmax is averaged.
+"""
+
+from __future__ import annotations
+
+import math
+
+import lightning as L
+import numpy as np
+import torch
+from torch import nn
+from torchmetrics.classification import MulticlassAccuracy
+
+from darkaction.errors import DarkActionError
+from darkaction.training.losses import build_loss
+from darkaction.training.optim import build_optimizer, build_scheduler
+
+
+class NonFiniteLossError(DarkActionError):
+    """The training loss became NaN or inf; the run stops instead of training on garbage."""
+
+
+def mran_lambda(epoch: float, epochs: float) -> float:
+    """MRAN's ramp-up of the adaptation loss weight: 2 / (1 + exp(-10 p)) - 1 with p = epoch / epochs in [0, 1]."""
+    p = min(max(epoch / max(epochs, 1), 0.0), 1.0)
+    return 2.0 / (1.0 + math.exp(-10.0 * p)) - 1.0
+
+
+def mix_seed(*parts: int) -> int:
+    """A 63-bit seed that is a pure function of the integers given (e.g. seed, epoch, index)."""
+    return int(np.random.SeedSequence([int(p) % (2**63) for p in parts]).generate_state(2, np.uint64)[0] >> 1)
+
+
+def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
+    """Seed for one epoch's shuffling: a pure function of (seed, epoch, rank), so a run resumed at an epoch boundary
+    draws exactly what the uninterrupted run drew."""
+    return mix_seed(seed, epoch, rank)
+
+
+class VideoClassifierModule(L.LightningModule):
+    """Trains a video classifier with focal loss / cross-entropy, Ranger / AdamW and a one-cycle / plateau schedule.
+
+    Args:
+        cfg: the full `Config` (uses `cfg.model`, `cfg.train`, `cfg.sampling.T`).
+        num_classes: K.
+        model: optional ready model (tests, stand-ins); default `build_model(cfg.model, K, cfg.sampling.T)`.
+    """
+
+    def __init__(self, cfg, num_classes: int, model: nn.Module | None = None, classes: list[str] | None = None):
+        super().__init__()
+        self.cfg = cfg
+        self.num_classes = int(num_classes)
+        self.classes = list(classes or [])
+        if model is None:
+            from darkaction.models.build import build_model
+
+            model = build_model(cfg.model, self.num_classes, cfg.sampling.T)
+        self.model = model
+        self.criterion = build_loss(cfg.train.loss, cfg.train.focal_gamma, cfg.train.focal_alpha or None)
+        self.train_acc = MulticlassAccuracy(num_classes=self.num_classes, average="micro")
+        self.val_acc = MulticlassAccuracy(num_classes=self.num_classes, average="micro")
+        self.test_acc = MulticlassAccuracy(num_classes=self.num_classes, average="micro")
+
+    def forward(self, clip: torch.Tensor) -> torch.Tensor:
+        """clip (B,C,T,H,W) float -> logits (B,K)."""
+        return self.model(clip)
+
+    # ------------------------------------------------------------------------------------------ training
+
+    def on_train_batch_start(self, batch: dict, batch_idx: int) -> None:
+        # Dropout and BERT token masking draw from torch's global generator, which the DataLoader also consumes at
+        # times that differ between a fresh and a resumed run; reseeding it per batch from (seed, epoch, batch, rank)
+        # makes the resumed run draw exactly what the uninterrupted one drew.
+        torch.manual_seed(mix_seed(self.cfg.train.seed, self.current_epoch, batch_idx, self.global_rank, 1))
+
+    def _check_finite(self, loss: torch.Tensor, batch: dict) -> None:
+        if not torch.isfinite(loss.detach()).all():
+            ids = batch.get("index")
+            where = f" (dataset indices {ids.tolist()})" if torch.is_tensor(ids) else ""
+            raise NonFiniteLossError(
+                f"training loss is {loss.item()} at epoch {self.current_epoch}, step {self.global_step}{where}; "
+                f"the run stopped. Lower train.lr (now {self.cfg.train.lr}), try --set train.precision=32, or check "
+                "the input frames; resume from the last good epoch with --resume."
+            )
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        clip, label = batch["clip"], batch["label"]
+        if "target_clip" in batch and hasattr(self.model, "adaptation_step"):
+            # MRAN (Table 4): labelled source clips (extra_train data) and main-source target clips, paired at random.
+            src_logits, tgt_logits, da_loss = self.model.adaptation_step(clip, batch["target_clip"], label)
+            lam = mran_lambda(self.current_epoch, self.cfg.train.epochs)
+            cls_loss = self.criterion(src_logits, label) + self.criterion(tgt_logits, batch["target_label"])
+            loss = cls_loss + lam * self.cfg.model.mran_weight * da_loss.float()
+            self.log("train/da_loss", da_loss.detach().float(), on_step=False, on_epoch=True, sync_dist=True)
+            self.log("train/mran_lambda", lam, on_step=False, on_epoch=True)
+            logits = src_logits
+        else:
+            logits = self.model(clip)
+            loss = self.criterion(logits, label)
+        self._check_finite(loss, batch)
+        bs = label.shape[0]
+        self.train_acc(logits.detach().float(), label)
+        self.log("train/loss", loss.detach(), on_step=True, on_epoch=True, prog_bar=True, sync_dist=True, batch_size=bs)
+        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True, batch_size=bs)
+        return loss
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        clip, label = batch["clip"], batch["label"]
+        if clip.dim() == 6:  # (B,V,C,T,H,W): several views, averaged like at test time
+            probs = self.view_probs(clip).mean(1)
+            loss = nn.functional.nll_loss(probs.clamp_min(1e-8).log(), label)
+        else:
+            logits = self.model(clip)
+            probs = logits.float().softmax(-1)
+            loss = self.criterion(logits, label)
+        self.val_acc(probs, label)
+        bs = label.shape[0]
+        self.log("val/loss", loss, on_step=False, on_epoch=True, sync_dist=True, batch_size=bs)
+        self.log("val/acc", self.val_acc, on_step=False, on_epoch=True, prog_bar=True, batch_size=bs)
+
+    def view_probs(self, clip: torch.Tensor) -> torch.Tensor:
+        """clip (B,V,C,T,H,W) -> per-view softmax (B,V,K) in fp32 (the V views go through as one batch)."""
+        b, v = clip.shape[:2]
+        logits = self.model(clip.flatten(0, 1))
+        return logits.float().softmax(-1).view(b, v, -1)
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        clip, label = batch["clip"], batch["label"]
+        probs = self.view_probs(clip if clip.dim() == 6 else clip.unsqueeze(1)).mean(1)
+        self.test_acc(probs, label)
+        self.log("test/acc", self.test_acc, on_step=False, on_epoch=True, batch_size=label.shape[0])
+
+    # ------------------------------------------------------------------------------------------ optimisation
+
+    def configure_optimizers(self):
+        t = self.cfg.train
+        decay, no_decay = [], []
+        for p in self.model.parameters():
+            if p.requires_grad:
+                # weight decay only on weights; norms, biases and embeddings-like 1-D parameters are left alone.
+                (decay if p.dim() > 1 else no_decay).append(p)
+        groups = [{"params": decay, "weight_decay": t.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        groups = [g for g in groups if g["params"]]
+        opt = build_optimizer(t.optimizer, groups, t)
+        total = int(self.trainer.estimated_stepping_batches) if self._trainer is not None else max(t.max_steps, 1)
+        sched = build_scheduler(t.scheduler, opt, t.lr, total, t.pct_start)
+        if sched is None:
+            return opt
+        if t.scheduler == "plateau":
+            sched["monitor"] = "val/loss" if self._has_val() else "train/loss_epoch"
+        return {"optimizer": opt, "lr_scheduler": sched}
+
+    def _has_val(self) -> bool:
+        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        return bool(getattr(dm, "has_val", False))
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # plain data only: the checkpoint must load with torch.load(weights_only=True)
+        checkpoint["darkaction"] = {"classes": list(self.classes), "num_classes": self.num_classes}

@@ -1,0 +1,131 @@
+"""Evaluation: metrics, k-view averaging, results.json, plots and report, on a tiny run trained on `tiny_synth`."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from darkaction.config import load_config
+from darkaction.errors import ConfigError, DataError
+from darkaction.evaluation.metrics import average_views, classification_metrics, clip_top1
+
+
+def tiny_run_config(tiny_synth, tmp, name="tiny", **extra):
+    over = [
+        f"name={name}",
+        f"run_dir={tmp / name}",
+        "data.source.format=synth",
+        f"data.source.root={tiny_synth}",
+        f"data.prepared={tmp / 'prepared'}",
+        "cache.height=32",
+        "cache.width=32",
+        "cache.workers=1",
+        "enhance.method=gamma",
+        "sampling.T=8",
+        "augment.height=32",
+        "augment.width=32",
+        "model.backbone=r2plus1d_18",
+        "model.ig65m_midplanes=false",
+        "model.width=0.125",
+        "model.bert_hidden=32",
+        "model.bert_heads=4",
+        "model.bert_ffn=64",
+        "train.epochs=2",
+        "train.batch_size=4",
+        "train.workers=0",
+        "train.progress=false",
+        "train.lr=0.003",
+        "train.precision=32",  # bf16-mixed gave a NaN loss at step 1 on this tiny model (see issue 7 note)
+        "eval.views=3",
+    ] + [f"{k}={v}" for k, v in extra.items()]
+    return load_config(None, over)
+
+
+def make_tiny_run(tiny_synth, tmp, **extra):
+    from darkaction.data.prepare import prepare
+    from darkaction.enhance.run import enhance
+    from darkaction.training.run import train
+
+    cfg = tiny_run_config(tiny_synth, tmp, **extra)
+    prepare(cfg, progress=False)
+    enhance(cfg, progress=False)
+    return cfg, train(cfg)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tiny_synth, tmp_path_factory):
+    return make_tiny_run(tiny_synth, tmp_path_factory.mktemp("eval"))
+
+
+def test_metrics_on_known_predictions():
+    # 4 videos, 2 views, 3 classes: video-level argmax of the view mean vs clip-level per view
+    vp = torch.tensor(
+        [
+            [[0.9, 0.05, 0.05], [0.2, 0.7, 0.1]],  # true 0: mean -> 0, views 0 and 1
+            [[0.1, 0.8, 0.1], [0.1, 0.6, 0.3]],  # true 1: both right
+            [[0.5, 0.1, 0.4], [0.1, 0.1, 0.8]],  # true 2: mean (0.3,0.1,0.6) -> 2; view 0 wrong
+            [[0.6, 0.3, 0.1], [0.6, 0.3, 0.1]],  # true 1: wrong
+        ]
+    )
+    y = torch.tensor([0, 1, 2, 1])
+    m = classification_metrics(average_views(vp), y, 3)
+    assert m["top1"] == pytest.approx(0.75)
+    assert m["per_class"] == pytest.approx([1.0, 0.5, 1.0])
+    assert m["mean_class_acc"] == pytest.approx(2.5 / 3)
+    assert m["confusion"] == [[1, 0, 0], [1, 1, 0], [0, 0, 1]]
+    assert clip_top1(vp, y, 3) == pytest.approx(4 / 8)
+    # a class absent from the labels has no accuracy and is left out of the mean
+    m2 = classification_metrics(average_views(vp[:2]), y[:2], 3)
+    assert m2["per_class"][2] is None and m2["mean_class_acc"] == pytest.approx(1.0)
+
+
+def test_evaluate_writes_results_plots_and_report(tiny_run):
+    from darkaction.evaluation.evaluate import evaluate
+
+    cfg, run = tiny_run
+    res = evaluate(run, progress=False)
+    saved = json.loads((run / "results.json").read_text())
+    for key in ("top1", "mean_class_acc", "n_test_videos", "per_class", "clip_top1", "confusion"):
+        assert key in saved
+    assert saved["n_test_videos"] == 12  # tiny_synth: 6 classes x 1 test group x 2 reps
+    assert saved["views"] == 3 and res["strategy"] == "delta"
+    assert sum(map(sum, saved["confusion"])) == 12
+    assert 0.0 <= res["top1"] <= 1.0 and set(saved["per_class"]) == set(saved["classes"])
+    for f in ("confusion.png", "attention.png", "curves.png", "report.md", "report.html"):
+        assert (run / f).is_file() and (run / f).stat().st_size > 0, f
+    md = (run / "report.md").read_text()
+    assert "confusion.png" in md and "attention.png" in md and "curves.png" in md
+    # the run's config records what eval / predict need
+    rcfg = load_config(run / "config.yaml")
+    assert rcfg.sampling.n_min >= 33 and rcfg.sampling.n_max <= 60
+
+
+def test_evaluate_from_checkpoint_with_other_views_and_strategy(tiny_run):
+    from darkaction.evaluation.evaluate import evaluate
+
+    cfg, run = tiny_run
+    res = evaluate(run / "checkpoints" / "last.ckpt", views=2, strategy="uniform", progress=False)
+    assert res["views"] == 2 and res["strategy"] == "uniform" and res["n_test_videos"] == 12
+
+
+def test_evaluate_errors_are_actionable(tiny_run, tmp_path):
+    from darkaction.evaluation.evaluate import evaluate
+
+    cfg, run = tiny_run
+    with pytest.raises(DataError, match="no such run"):
+        evaluate(tmp_path / "nope")
+    with pytest.raises(DataError, match="no 'val' videos"):
+        evaluate(run, split="val", progress=False)
+    with pytest.raises(ConfigError):
+        evaluate(run, split="dev")
+
+
+def test_cli_evaluate(tiny_run, capsys):
+    from darkaction.cli import main
+
+    cfg, run = tiny_run
+    assert main(["evaluate", str(run), "--views", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "top-1" in out and "mean class accuracy" in out

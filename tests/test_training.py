@@ -1,0 +1,204 @@
+"""Training: overfitting a small set, exact resume, NaN stop, MRAN hook, checkpoints loadable with weights_only."""
+
+from __future__ import annotations
+
+import math
+
+import lightning as L
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from darkaction.config import load_config
+from darkaction.errors import ConfigError
+from darkaction.training.datamodule import EpochShuffle, SeededItems
+from darkaction.training.module import NonFiniteLossError, VideoClassifierModule, mran_lambda
+from darkaction.training.run import load_checkpoint, train
+
+
+class TinyHead(nn.Module):
+    def __init__(self, c: int, k: int):
+        super().__init__()
+        self.fc = nn.Linear(c, k)
+        self.attention = None
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:  # f: B,C,T,h,w
+        tokens = f.mean(dim=(3, 4)).transpose(1, 2)  # B,T,C
+        att = tokens.sum(-1).softmax(-1)  # B,T
+        self.attention = att.detach()
+        return self.fc((tokens * att.unsqueeze(-1)).sum(1))
+
+
+class TinyNet(nn.Module):
+    """Stand-in VideoClassifier: clip B,3,T,H,W -> logits B,K (with dropout, so the torch RNG matters)."""
+
+    def __init__(self, k: int = 3, width: int = 8):
+        super().__init__()
+        self.backbone = nn.Sequential(
+            nn.Conv3d(3, width, 3, padding=1), nn.BatchNorm3d(width), nn.ReLU(), nn.Dropout(0.1)
+        )
+        self.head = TinyHead(width, k)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(x))
+
+
+class TinyMRAN(TinyNet):
+    def __init__(self, k: int = 3):
+        super().__init__(k)
+        self.calls = 0
+
+    def adaptation_step(self, src, tgt, src_y=None):
+        self.calls += 1
+        fs, ft = self.backbone(src), self.backbone(tgt)
+        da = (fs.mean() - ft.mean()) ** 2
+        return self.head(fs), self.head(ft), da
+
+
+class PatternClips(Dataset):
+    """Class c = colour channel c raised plus noise; the noise is drawn from torch's global generator, like
+    ClipDataset's per-item draws, so resume must reproduce that stream."""
+
+    def __init__(self, n: int, k: int = 3, T: int = 4, size: int = 8, mran: bool = False, seed: int = 0):
+        g = torch.Generator().manual_seed(seed)
+        self.labels = torch.randint(0, k, (n,), generator=g)
+        self.k, self.T, self.size, self.mran = k, T, size, mran
+
+    def __len__(self):
+        return len(self.labels)
+
+    def _clip(self, y: int) -> torch.Tensor:
+        x = torch.randn(3, self.T, self.size, self.size) * 0.5
+        x[y] += 1.0
+        return x
+
+    def __getitem__(self, i):
+        y = int(self.labels[i])
+        item = {"clip": self._clip(y), "label": y, "index": i}
+        if self.mran:
+            item["target_clip"] = self._clip(y)
+            item["target_label"] = y
+        return item
+
+
+class StandInData(L.LightningDataModule):
+    def __init__(self, n=12, batch_size=4, mran=False, nan=False, val=False):
+        super().__init__()
+        self.ds = PatternClips(n, mran=mran)
+        self.batch_size, self.nan, self.has_val = batch_size, nan, val
+        self.classes = ["a", "b", "c"]
+        self.n_min, self.n_max = 10, 20
+
+    def train_dataloader(self):
+        ds = SeededItems(self.ds, 0)
+        return DataLoader(ds, batch_size=self.batch_size, sampler=EpochShuffle(ds, 0))
+
+    def val_dataloader(self):
+        return DataLoader(self.ds, batch_size=self.batch_size) if self.has_val else []
+
+
+def _cfg(tmp_path, name="run", **train):
+    over = [
+        f"run_dir={tmp_path / name}",
+        "sampling.T=4",
+        "train.progress=false",
+        "train.workers=0",
+        "train.precision=32",
+        "train.batch_size=4",
+        "enhance.method=identity",
+    ]
+    over += [f"train.{k}={v}" for k, v in train.items()]
+    return load_config(None, over)
+
+
+def test_tiny_model_overfits_to_full_train_accuracy(tmp_path):
+    torch.manual_seed(0)
+    cfg = _cfg(tmp_path, epochs=25, lr=0.01)
+    dm = StandInData(n=12)
+    run = train(cfg, model=TinyNet(), datamodule=dm)
+    net = TinyNet()
+    state = load_checkpoint(run / "checkpoints" / "last.ckpt")["state_dict"]
+    net.load_state_dict({k.removeprefix("model."): v for k, v in state.items()})
+    net.eval()
+    batch = next(iter(DataLoader(dm.ds, batch_size=12)))
+    acc = (net(batch["clip"]).argmax(1) == batch["label"]).float().mean().item()
+    assert acc == 1.0
+    assert (run / "checkpoints" / "best.ckpt").is_file()
+    assert (run / "config.yaml").is_file() and (run / "metrics.csv").is_file()
+    assert (run / "curves.png").is_file() and (run / "report.md").is_file()
+    assert any(p.name.startswith("events") for p in (run / "tb").iterdir())
+    assert load_config(run / "config.yaml").sampling.n_min == 10  # N_min/N_max recorded for eval/predict
+
+
+class KillAt(L.Callback):
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        if trainer.current_epoch == self.epoch:
+            raise RuntimeError("simulated kill")
+
+
+def test_resume_after_interruption_gives_identical_weights(tmp_path):
+    def weights(run):
+        return load_checkpoint(run / "checkpoints" / "last.ckpt")["state_dict"]
+
+    torch.manual_seed(1)
+    init = TinyNet().state_dict()
+
+    def fresh():
+        net = TinyNet()
+        net.load_state_dict(init)
+        return net
+
+    full = train(_cfg(tmp_path, "full", epochs=4, lr=0.01), model=fresh(), datamodule=StandInData())
+    cfg = _cfg(tmp_path, "killed", epochs=4, lr=0.01)
+    with pytest.raises(RuntimeError, match="simulated kill"):
+        train(cfg, model=fresh(), datamodule=StandInData(), callbacks=[KillAt(2)])
+    assert load_checkpoint(tmp_path / "killed" / "checkpoints" / "last.ckpt")["epoch"] == 1
+    with pytest.raises(ConfigError, match="--resume"):
+        train(cfg, model=fresh(), datamodule=StandInData())
+    torch.manual_seed(123)  # a different process state must not matter
+    resumed = train(cfg, resume=True, model=TinyNet(), datamodule=StandInData())
+    a, b = weights(full), weights(resumed)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    opt = load_checkpoint(resumed / "checkpoints" / "last.ckpt")["optimizer_states"][0]
+    assert any("slow" in s for s in opt["state"].values())
+    from darkaction.evaluation.report import read_epoch_metrics
+
+    assert sorted(read_epoch_metrics(resumed / "metrics.csv")["train/loss"]) == [0, 1, 2, 3]  # history kept
+
+
+def test_nan_loss_stops_with_clear_message(tmp_path):
+    class NaNNet(TinyNet):
+        def forward(self, x):
+            return super().forward(x) * float("nan")
+
+    with pytest.raises(NonFiniteLossError, match="training loss is nan.*train.lr"):
+        train(_cfg(tmp_path, epochs=2), model=NaNNet(), datamodule=StandInData())
+
+
+def test_mran_hook_calls_adaptation_step_with_lambda_schedule(tmp_path):
+    assert mran_lambda(0, 10) == 0.0
+    assert mran_lambda(10, 10) == pytest.approx(2 / (1 + math.exp(-10)) - 1)
+    assert 0 < mran_lambda(3, 10) < mran_lambda(6, 10) < 1
+    cfg = _cfg(tmp_path, epochs=2)
+    cfg.model.head = "mran"
+    net = TinyMRAN()
+    run = train(cfg, model=net, datamodule=StandInData(mran=True))
+    assert net.calls == 2 * 3  # 12 items / batch 4 x 2 epochs
+    header = (run / "metrics.csv").read_text().splitlines()[0]
+    assert "train/da_loss" in header and "train/mran_lambda" in header
+
+
+def test_module_test_step_averages_views():
+    cfg = _cfg(__import__("pathlib").Path("/tmp"))
+    lit = VideoClassifierModule(cfg, 3, model=TinyNet())
+    lit.eval()
+    clip = torch.randn(2, 5, 3, 4, 8, 8)
+    probs = lit.view_probs(clip)
+    assert probs.shape == (2, 5, 3)
+    assert torch.allclose(probs.sum(-1), torch.ones(2, 5))
