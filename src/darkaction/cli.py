@@ -55,6 +55,7 @@ def _add_synth(sub) -> None:
     p.add_argument("--out", help="output folder (synth.out)")
     p.add_argument("--seed", type=int, help="random seed (synth.seed); the same seed gives byte-identical files")
     p.add_argument("--preview", action="store_true", help="also write a brightened contact sheet preview.png")
+    p.add_argument("--workers", type=int, help="processes rendering clips (synth.workers); the output is the same")
     p.set_defaults(func=_run_synth)
 
 
@@ -66,6 +67,8 @@ def _run_synth(args: argparse.Namespace) -> int:
         extra.append(f"synth.seed={args.seed}")
     if args.preview:
         extra.append("synth.preview=true")
+    if args.workers is not None:
+        extra.append(f"synth.workers={args.workers}")
     cfg = _load(args, extra)
     from darkaction.data.synthetic import synth
 
@@ -81,13 +84,47 @@ def _add_prepare(sub) -> None:
         description="Parse the dataset's split lists, decode every video once (PyAV), resize and store uint8 frames.",
     )
     _config_args(p)
-    p.set_defaults(func=_not_yet("prepare", "issue 3"))
+    p.add_argument("--strict", action="store_true", help="stop with an error on the first bad entry (cache.strict)")
+    p.add_argument("--stats", action="store_true", help="also write dataset statistics (like `darkaction stats`)")
+    p.add_argument("--workers", type=int, help="decoding processes (cache.workers)")
+    p.set_defaults(func=_run_prepare)
+
+
+def _run_prepare(args: argparse.Namespace) -> int:
+    extra = []
+    if args.strict:
+        extra.append("cache.strict=true")
+    if args.workers is not None:
+        extra.append(f"cache.workers={args.workers}")
+    cfg = _load(args, extra)
+    from darkaction.data.prepare import prepare
+    from darkaction.utils import read_json
+
+    out = prepare(cfg)
+    if args.stats:
+        from darkaction.data.stats import stats
+
+        stats(cfg)
+    return 1 if cfg.cache.strict and read_json(out / "skipped.json") else 0
 
 
 def _add_stats(sub) -> None:
-    p = sub.add_parser("stats", help="dataset statistics: clips per class, frame lengths, brightness (PNG + JSON)")
+    p = sub.add_parser(
+        "stats",
+        help="dataset statistics: clips per class, frame lengths, brightness (PNG + JSON)",
+        description="Read a prepared dataset and write <prepared>/stats/stats.json, frame_lengths.png (frames per "
+        "clip per class, the paper's Figure 4) and brightness.png.",
+    )
     _config_args(p)
-    p.set_defaults(func=_not_yet("stats", "issue 3"))
+    p.set_defaults(func=_run_stats)
+
+
+def _run_stats(args: argparse.Namespace) -> int:
+    cfg = _load(args)
+    from darkaction.data.stats import stats
+
+    stats(cfg)
+    return 0
 
 
 def _add_enhance(sub) -> None:
@@ -98,49 +135,310 @@ def _add_enhance(sub) -> None:
         "external). Subcommands: 'train' trains Zero-DCE, 'image' enhances still images.",
     )
     _config_args(p)
-    p.set_defaults(func=_not_yet("enhance", "issue 4"))
+    p.add_argument("--method", help="enhancer: zero-dce | zero-dce++ | gamma | identity | external (enhance.method)")
+    p.add_argument("--weights", metavar="FILE", help="Zero-DCE weights (enhance.weights)")
+    p.add_argument("--preview", nargs="?", const="", metavar="PNG", help="also write a before/after figure")
+    p.set_defaults(func=_run_enhance)
+    sub2 = p.add_subparsers(dest="enhance_command", metavar="{train,image}")
+    t = sub2.add_parser(
+        "train",
+        help="train Zero-DCE (or zero-dce++) on frames of the prepared training videos",
+        description="Zero-reference training: frames sampled uniformly from the training videos plus "
+        "enhance.train.extra_images; checkpoints every epoch and resumes; writes weights.pth and loss_curves.png.",
+    )
+    _config_args(t)
+    t.add_argument("--method", help="zero-dce | zero-dce++ (enhance.method)")
+    t.add_argument("--epochs", type=int, help="enhance.train.epochs")
+    t.add_argument("--out", help="output folder (enhance.train.out)")
+    t.set_defaults(func=_run_enhance_train)
+    im = sub2.add_parser("image", help="enhance still images (PNG/JPEG in, PNG out)")
+    im.add_argument("inputs", nargs="+", metavar="IN", help="image files")
+    im.add_argument("--weights", required=True, metavar="FILE", help="Zero-DCE / Zero-DCE++ state dict")
+    im.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    im.add_argument("--raw", action="store_true", help="also write the unclamped float output (H,W,3) as .npy")
+    im.add_argument("--method", default="zero-dce", choices=["zero-dce", "zero-dce++"])
+    im.add_argument("--scale-factor", type=int, default=1, help="Zero-DCE++ downscale factor for the curve estimate")
+    im.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "auto"])
+    im.set_defaults(func=_run_enhance_image)
+
+
+def _enhance_overrides(args: argparse.Namespace) -> list[str]:
+    extra = []
+    if getattr(args, "method", None):
+        extra.append(f"enhance.method={args.method}")
+    if getattr(args, "weights", None):
+        extra.append(f"enhance.weights={args.weights}")
+    return extra
+
+
+def _run_enhance(args: argparse.Namespace) -> int:
+    cfg = _load(args, _enhance_overrides(args))
+    from darkaction.enhance.run import enhance, preview
+
+    out = enhance(cfg)
+    print(f"enhanced cache: {out}")
+    if args.preview is not None:
+        fig = preview(cfg, args.preview or None)
+        print(f"preview figure: {fig}")
+    return 0
+
+
+def _run_enhance_train(args: argparse.Namespace) -> int:
+    extra = _enhance_overrides(args)
+    if args.epochs is not None:
+        extra.append(f"enhance.train.epochs={args.epochs}")
+    if args.out:
+        extra.append(f"enhance.train.out={args.out}")
+    cfg = _load(args, extra)
+    from darkaction.enhance.train import enhance_train
+
+    path = enhance_train(cfg)
+    print(f"weights written to {path} (use with --set enhance.weights={path})")
+    return 0
+
+
+def _run_enhance_image(args: argparse.Namespace) -> int:
+    from darkaction.enhance.run import enhance_images
+
+    files = enhance_images(
+        args.inputs, args.weights, args.out, args.method, args.raw, args.scale_factor, args.precision
+    )
+    print(f"wrote {len(files)} files to {args.out}")
+    return 0
 
 
 def _add_sample(sub) -> None:
-    p = sub.add_parser("sample", help="draw the frames a sampling strategy picks from a video as a film strip")
+    p = sub.add_parser(
+        "sample",
+        help="draw the frames a sampling strategy picks from a video as a film strip",
+        description="Decode a video, pick T frames with a sampler (delta, constant, length, variable, uniform, "
+        "consecutive) and draw them as a PNG film strip; blank padding frames are black tiles crossed in red.",
+    )
     _config_args(p)
-    p.set_defaults(func=_not_yet("sample", "issue 5"))
+    p.add_argument("--video", required=True, help="video file (or img_%%05d.jpg frame folder)")
+    p.add_argument("--strategy", help="sampling strategy (sampling.strategy)")
+    p.add_argument("--out", default="strip.png", help="output PNG (default: strip.png)")
+    p.add_argument("--T", type=int, help="frames the network takes (sampling.T)")
+    p.add_argument("--seed", type=int, default=0, help="random seed for the sampler's draws")
+    p.add_argument("--views", type=int, default=1, help="draw this many test views (one strip row block each)")
+    p.add_argument("--no-gain", action="store_true", help="show frames as stored (no display brightening)")
+    p.set_defaults(func=_run_sample)
+
+
+def _run_sample(args: argparse.Namespace) -> int:
+    extra = []
+    if args.strategy:
+        extra.append(f"sampling.strategy={args.strategy}")
+    if args.T is not None:
+        extra.append(f"sampling.T={args.T}")
+    cfg = _load(args, extra)
+    import numpy as np
+
+    from darkaction.data.sampling import film_strip, sample_views, sampler_params
+    from darkaction.data.video import decode
+    from darkaction.utils import atomic_write_bytes
+
+    params = sampler_params(cfg.sampling)
+    frames, _ = decode(args.video, resize="short_side", short_side=96)
+    n, T = len(frames), cfg.sampling.T
+    views = sample_views(cfg.sampling.strategy, n, T, max(1, args.views), args.seed, **params)
+    strips = []
+    for v, idx in enumerate(views):
+        title = f"{args.video}  {cfg.sampling.strategy}  N={n} T={T}  view {v}  blanks={int((idx < 0).sum())}"
+        strips.append(film_strip(frames, idx, title=title, gain=not args.no_gain))
+    import cv2
+
+    ok, png = cv2.imencode(".png", cv2.cvtColor(np.concatenate(strips, axis=0), cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise DarkActionError(f"could not encode the film strip for {args.out}")
+    atomic_write_bytes(args.out, png.tobytes())
+    print(f"{cfg.sampling.strategy}: {' | '.join(' '.join(map(str, idx.tolist())) for idx in views)}")
+    print(f"film strip written to {args.out}")
+    return 0
 
 
 def _add_model_info(sub) -> None:
-    p = sub.add_parser("model-info", help="parameters, FLOPs per clip and output shapes of the configured model")
+    p = sub.add_parser(
+        "model-info",
+        help="parameters, FLOPs per clip and output shapes of the configured model",
+        description="Build the configured model (without weights) for a clip of in_channels x sampling.T x "
+        "augment.height x augment.width and print its parameters (total, trainable, per part), forward FLOPs per clip "
+        "and the output shape of every stage.",
+    )
     _config_args(p)
-    p.set_defaults(func=_not_yet("model-info", "issue 6"))
+    p.add_argument("--classes", type=int, default=None, help="number of classes (default: data.source.classes or 6)")
+    p.add_argument("--json", dest="as_json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=_run_model_info)
+
+
+def _run_model_info(args: argparse.Namespace) -> int:
+    cfg = _load(args)
+    from darkaction.models.info import format_model_info, model_info
+
+    info = model_info(cfg, num_classes=args.classes)
+    if args.as_json:
+        import json
+
+        print(json.dumps(info, indent=2))
+    else:
+        print(format_model_info(info))
+    return 0
 
 
 def _add_train(sub) -> None:
-    p = sub.add_parser("train", help="train a video classifier (Lightning: focal loss, Ranger, one-cycle)")
+    p = sub.add_parser(
+        "train",
+        help="train a video classifier (Lightning: focal loss, Ranger, one-cycle)",
+        description="Train on the prepared, enhanced cache into runs/<name> (or run_dir): config.yaml, "
+        "checkpoints/{best,last}.ckpt, metrics.csv, TensorBoard logs, curves.png, report.md. Multi-GPU / multi-node "
+        "through Lightning DDP (works under torchrun and SLURM).",
+    )
     _config_args(p)
-    p.set_defaults(func=_not_yet("train", "issue 7"))
+    p.add_argument("--resume", action="store_true", help="continue a stopped run from checkpoints/last.ckpt")
+    p.add_argument("--devices", help="Lightning devices (train.devices): 1, 4, auto, or a list like 0,1")
+    p.add_argument("--num-nodes", type=int, help="number of nodes (train.num_nodes)")
+    p.set_defaults(func=_run_train)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    extra = []
+    if args.devices:
+        extra.append(f"train.devices='{args.devices}'")
+    if args.num_nodes:
+        extra.append(f"train.num_nodes={args.num_nodes}")
+    cfg = _load(args, extra)
+    from darkaction.training.run import train
+
+    run_dir = train(cfg, resume=args.resume)
+    print(f"run written to {run_dir} (checkpoints/best.ckpt, metrics.csv, report.md)")
+    return 0
 
 
 def _add_evaluate(sub) -> None:
-    p = sub.add_parser("evaluate", help="evaluate a run with k test views per video averaged")
+    p = sub.add_parser(
+        "evaluate",
+        help="evaluate a run with k test views per video averaged",
+        description="Top-1, mean class accuracy, per-class accuracy, clip- vs video-level accuracy, confusion matrix "
+        "and BERT attention plots; writes results.json and the report into the run directory.",
+    )
     _config_args(p)
-    p.set_defaults(func=_not_yet("evaluate", "issue 7"))
+    p.add_argument("run", metavar="RUN_DIR_OR_CKPT", help="a run directory (runs/<name>) or a .ckpt file")
+    p.add_argument("--views", type=int, help="views per video, softmax averaged (default eval.views)")
+    p.add_argument("--strategy", help="test sampling strategy (default sampling.test_strategy or sampling.strategy)")
+    p.add_argument("--split", default="test", choices=["test", "val", "train"], help="which split (default test)")
+    p.set_defaults(func=_run_evaluate)
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from darkaction.evaluation.evaluate import evaluate
+
+    res = evaluate(args.run, views=args.views, strategy=args.strategy, split=args.split)
+    print(
+        f"{res['split']}: top-1 {100 * res['top1']:.2f} %, mean class accuracy {100 * res['mean_class_acc']:.2f} %, "
+        f"clip-level top-1 {100 * res['clip_top1']:.2f} % ({res['n_test_videos']} videos, {res['views']} views, "
+        f"{res['strategy']})"
+    )
+    for name, pc in res["per_class"].items():
+        acc = "-" if pc["acc"] is None else f"{100 * pc['acc']:.1f} %"
+        print(f"  {name:>10}: {acc} of {pc['n']}")
+    return 0
 
 
 def _add_predict(sub) -> None:
-    p = sub.add_parser("predict", help="classify videos with a trained run")
+    p = sub.add_parser(
+        "predict",
+        help="classify videos with a trained run",
+        description="Decode, enhance with the run's enhancer, sample k views, print the label and class "
+        "probabilities.",
+    )
     _config_args(p)
-    p.set_defaults(func=_not_yet("predict", "issue 7"))
+    p.add_argument("videos", nargs="+", metavar="VIDEO", help="video files")
+    p.add_argument("--run", required=True, help="run directory (or .ckpt file) to predict with")
+    p.add_argument("--views", type=int, default=5, help="views averaged per video (default 5)")
+    p.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    p.set_defaults(func=_run_predict)
+
+
+def _run_predict(args: argparse.Namespace) -> int:
+    import json
+
+    from darkaction.evaluation.predict import predict
+
+    results = predict(args.videos, args.run, views=args.views)
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return 0
+    for r in results:
+        print(f"{r['video']}: {r['label']} ({100 * r['prob']:.1f} %)")
+        for name, prob in sorted(r["probs"].items(), key=lambda kv: -kv[1]):
+            print(f"  {name:>10} {100 * prob:5.1f} %")
+    return 0
 
 
 def _add_experiment(sub) -> None:
-    p = sub.add_parser("experiment", help="run one of the paper's tables (1-4) and write it with a bar chart")
+    p = sub.add_parser(
+        "experiment",
+        help="run one of the paper's tables (1-4) and write it with a bar chart",
+        description="Train and evaluate every row of a table as its own run (resumable: finished rows are not re-run), "
+        "then write <out>/tableN.md, .csv and .png with the measured mean +- std beside the paper's reported numbers. "
+        "--config replaces the preset's base config; --set overrides apply to every row.",
+    )
     _config_args(p)
-    p.set_defaults(func=_not_yet("experiment", "issue 8"))
+    p.add_argument("table", help="table number: 1 (enhancement), 2 (sampling), 3 (architecture), 4 (HMDB51 + ARID)")
+    p.add_argument("--data", help="main dataset folder (cpu: a synthetic dataset, generated when omitted; paper: ARID)")
+    p.add_argument("--preset", choices=["cpu", "paper"], default="cpu", help="cpu: synthetic, CPU-sized; paper: GPU")
+    p.add_argument("--seeds", type=int, default=1, help="runs per row (seeds 0..N-1); mean +- std is reported")
+    p.add_argument("--out", default="runs/experiments", help="folder for the tables and the runs")
+    p.add_argument("--rows", help="comma-separated row keys to run, e.g. delta,constant (default: all)")
+    p.add_argument("--extra", help="Table 4's additional domain (paper: the HMDB51 folder)")
+    p.set_defaults(func=_run_experiment)
+
+
+def _run_experiment(args: argparse.Namespace) -> int:
+    from darkaction.experiments.runner import experiment
+
+    rows = [r.strip() for r in args.rows.split(",") if r.strip()] if args.rows else None
+    res = experiment(
+        args.table,
+        data=args.data,
+        preset=args.preset,
+        seeds=args.seeds,
+        out=args.out,
+        rows=rows,
+        config=args.config,
+        overrides=list(args.overrides),
+        extra=args.extra,
+    )
+    print(res["paths"]["md"].read_text())
+    for kind, path in res["paths"].items():
+        print(f"{kind}: {path}")
+    return 1 if any(r.status == "failed" for r in res["rows"]) else 0
 
 
 def _add_demo(sub) -> None:
-    p = sub.add_parser("demo", help="the whole pipeline on the built-in synthetic dataset")
+    p = sub.add_parser(
+        "demo",
+        help="the whole pipeline on the built-in synthetic dataset",
+        description="synth -> prepare -> enhance train -> enhance -> train -> evaluate (5 views) -> report, sized "
+        "for a 2-core CPU (configs/demo.yaml unless --config). Each stage skips or resumes when already done.",
+    )
     _config_args(p)
-    p.set_defaults(func=_not_yet("demo", "issue 7"))
+    p.set_defaults(func=_run_demo)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from darkaction.config import load_config
+    from darkaction.demo import DEFAULT_CONFIG, demo
+
+    path = args.config
+    if path is None:
+        if not DEFAULT_CONFIG.is_file():
+            from darkaction.errors import ConfigError
+
+            raise ConfigError(f"{DEFAULT_CONFIG} not found; pass --config configs/demo.yaml")
+        path = DEFAULT_CONFIG
+    demo(load_config(path, list(args.overrides)))
+    return 0
 
 
 def _add_bench(sub) -> None:

@@ -31,12 +31,15 @@ class DataSource:
     """Where videos and their split lists are. `format` picks the parser in `darkaction.data.index`."""
 
     format: str = "synth"  # synth | arid-csv | arid-v1 | hmdb51 | folders | list | frames-list
-    root: str = "data/synth"  # videos (or frame folders) live under this folder
+    root: str = "data/synth"  # videos (or frame folders) live under this folder; list paths may not escape it
     train_list: str = ""  # split list / CSV for training (relative to root or absolute); "" = format default
     test_list: str = ""  # split list / CSV for testing; "" = format default
     split: int = 1  # split number for formats that have several (ARID v1, HMDB51)
     classes: list[str] = field(default_factory=list)  # keep only these classes (any case); [] = all
     mapping: str = ""  # ARID v1 mapping_table.txt ("" = <root>/mapping_table.txt or the built-in table)
+    # arid-csv: the labelled test CSV names bare files `N.mp4`; they resolve against this folder ("" = <root>/test)
+    test_root: str = ""
+    label_names: list[str] = field(default_factory=list)  # list formats with integer labels: names in index order
 
 
 @dataclass
@@ -76,6 +79,7 @@ class SynthConfig:
     noise: float = 1.0  # scales shot and read noise; 0 = clean
     crf: int = 23  # H.264 quality
     preview: bool = False
+    workers: int = 2  # processes rendering clips in parallel (1 = in this process); output is identical either way
 
 
 @dataclass
@@ -147,21 +151,27 @@ class ModelConfig:
     head: str = "bert"  # bert | tgap | mran
     ig65m_midplanes: bool = True  # IG65M's Caffe2 mid-channel counts (paper weights); False = torchvision's rule
     width: float = 1.0  # channel multiplier (1.0 = 64..512); smaller for CPU-sized models
-    se: bool = False  # squeeze-excitation in every block (Table 2 baseline)
+    se: bool = False  # squeeze-excitation (reduction 16) after every block's second conv (Table 2 baseline)
     in_channels: int = 3  # 3 = RGB, 5 = RGB + 2 optical-flow channels
-    pretrained: str = ""  # local torchvision / IG65M state dict
+    pretrained: str = ""  # local torchvision / IG65M state dict; fc is replaced, an RGB stem inflated for 5 channels
     bn_momentum: float = 0.1  # PyTorch convention; the reference's 0.9 follows the last batch only
-    bn_eps: float = 1e-3
-    freeze_bn: bool = False
+    bn_eps: float = 1e-3  # IG65M's value (torchvision's own r2plus1d_18 weights used 1e-5)
+    freeze_bn: bool = False  # fine-tuning: backbone BN stays in eval mode with frozen affine parameters
     bert_hidden: int = 512
     bert_layers: int = 1
     bert_heads: int = 8
     bert_ffn: int = 2048
     bert_dropout: float = 0.1
     bert_keep: float = 0.8  # probability of keeping a temporal token in training
-    cls_dropout: float = 0.8
-    time_norm: bool = False  # normalise features over time before BERT (the seed paper's text)
+    cls_dropout: float = 0.8  # before the classifier, BERT and TGAP heads
+    time_norm: bool = False  # scale each channel to unit RMS over time before BERT (the seed paper's text; bert.py)
     mran_weight: float = 1.0  # scale of the CMMD loss (times the lambda schedule)
+    # SlowFast (Table 2 baseline; `width` scales it too): the slow pathway sees every alpha-th frame, the fast one
+    # all T frames with beta times the channels (SlowFast paper: alpha 8, beta 1/8); basic-block ResNet depth 18 | 34
+    slowfast_alpha: int = 8
+    slowfast_beta: float = 0.125
+    slowfast_depth: int = 34
+    efficientnet_dropout: float = 0.2  # EfficientNet-B0 stochastic-depth rate (B0: 0.2); `width` scales its channels
 
 
 @dataclass

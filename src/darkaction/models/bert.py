@@ -1,0 +1,209 @@
+"""BERT temporal head (Kalfaoglu et al., "Late temporal modeling in 3D CNN architectures with BERT").
+
+    feature map (B, D, T', h, w) --spatial mean--> tokens (B, T', D)      [or tokens given directly]
+      [time_norm]       each channel L2-normalised over time, times sqrt(T')
+      [D != hidden]     Linear(D, hidden)
+      prepend CLS       (B, T'+1, hidden); + learned positional embedding (T'+1 positions, N(0, 0.02)); dropout 0.1
+      layers x pre-LN block:  x + Drop(MHSA(LN(x), key mask)), then x + Drop(FFN(LN(x)))
+                              (FFN = hidden -> ffn -> hidden with GELU, tanh approximation)
+      CLS output -> dropout 0.8 -> Linear(hidden, C) -> logits (B, C)
+
+Unlike temporal average pooling, the positional embedding makes the output depend on the order of the time steps:
+a clip of someone sitting down and the same clip reversed (standing up) get different logits.
+
+Training-time token masking (the reference's "keep" mask): every temporal token is kept with probability `keep` and a
+dropped one is removed as an attention *key* for all queries; the CLS token is always kept. Nothing is masked in eval.
+
+`head.attention` holds the last forward's CLS-to-time-step attention of the last layer, averaged over heads, (B, T')
+(detached, fp32); the CLS token's attention to itself is left out, so a row sums to 1 minus that share.
+
+Time-domain normalisation (`time_norm`, the paper's "features are normalized in the time domain before BERT"; the
+reference code computes such features but feeds the raw ones): we divide each channel by its L2 norm over the T'
+steps and multiply by sqrt(T'), so a channel has unit root-mean-square over time. We chose this over a zero-mean,
+unit-variance standardisation because subtracting the temporal mean would erase the static appearance of the clip
+(which is most of what a temporal average keeps), and a near-constant channel would be blown up to +-1 noise.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+def time_normalize(tokens: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """(B, T', D) -> (B, T', D): each channel scaled to unit root-mean-square over time (L2 over T' times sqrt(T'))."""
+    rms = tokens.float().pow(2).mean(dim=1, keepdim=True).add(eps).sqrt()
+    return (tokens.float() / rms).to(tokens.dtype)
+
+
+def to_tokens(x: torch.Tensor) -> torch.Tensor:
+    """Backbone map (B, D, T', h, w) -> (B, T', D) by spatial averaging; tokens (B, T', D) pass through."""
+    if x.dim() == 5:
+        return x.mean(dim=(3, 4)).transpose(1, 2)
+    if x.dim() == 3:
+        return x
+    raise ValueError(f"expected a feature map (B, D, T', h, w) or tokens (B, T', D), got shape {tuple(x.shape)}")
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention with explicit softmax, so the weights are available for plots.
+
+    (B, N, H) and a key mask (B, N) of booleans (True = may be attended to) -> (B, N, H), weights (B, heads, N, N).
+    """
+
+    def __init__(self, hidden: int, heads: int, dropout: float) -> None:
+        super().__init__()
+        if hidden % heads:
+            raise ValueError(f"BERT hidden size {hidden} must be divisible by the number of heads {heads}")
+        self.heads = heads
+        self.qkv = nn.Linear(hidden, 3 * hidden)
+        self.proj = nn.Linear(hidden, hidden)
+        self.attn_drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        B, N, H = x.shape
+        q, k, v = self.qkv(x).view(B, N, 3, self.heads, H // self.heads).permute(2, 0, 3, 1, 4)
+        scores = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(H // self.heads))
+        if key_mask is not None:
+            scores = scores.masked_fill(~key_mask[:, None, None, :], float("-inf"))
+        # Softmax in fp32 even under bf16 autocast: a 9-token softmax costs nothing and bf16 would blur the weights.
+        weights = scores.float().softmax(dim=-1)
+        out = self.attn_drop(weights).to(v.dtype) @ v
+        return self.proj(out.transpose(1, 2).reshape(B, N, H)), weights
+
+
+class BertBlock(nn.Module):
+    """One pre-LayerNorm transformer block: (B, N, hidden) -> (B, N, hidden), plus the attention weights."""
+
+    def __init__(self, hidden: int, heads: int, ffn: int, dropout: float) -> None:
+        super().__init__()
+        self.ln1 = nn.LayerNorm(hidden)
+        self.attn = SelfAttention(hidden, heads, dropout)
+        self.ln2 = nn.LayerNorm(hidden)
+        self.ffn = nn.Sequential(
+            nn.Linear(hidden, ffn), nn.GELU(approximate="tanh"), nn.Dropout(dropout), nn.Linear(ffn, hidden)
+        )
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        a, weights = self.attn(self.ln1(x), key_mask)
+        x = x + self.drop(a)
+        x = x + self.drop(self.ffn(self.ln2(x)))
+        return x, weights
+
+
+class BertHead(nn.Module):
+    """BERT temporal head: feature map (B, D, T', h, w) or tokens (B, T', D) -> logits (B, num_classes).
+
+    Args:
+        in_features: D, the backbone's channels.
+        num_classes: C.
+        hidden, layers, heads, ffn: transformer size (reference: 512, 1, 8, 2048).
+        dropout: on embeddings, attention weights, residual branches and inside the FFN (0.1).
+        keep: probability of keeping each temporal token as an attention key in training (0.8; 1.0 = no masking).
+        cls_dropout: before the classifier (0.8).
+        time_norm: normalise each channel over time before the projection (see module docstring).
+        max_len: the most temporal tokens T' this head accepts (the positional embedding has max_len + 1 rows).
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        num_classes: int,
+        hidden: int = 512,
+        layers: int = 1,
+        heads: int = 8,
+        ffn: int = 2048,
+        dropout: float = 0.1,
+        keep: float = 0.8,
+        cls_dropout: float = 0.8,
+        time_norm: bool = False,
+        max_len: int = 8,
+    ) -> None:
+        super().__init__()
+        if not 0.0 < keep <= 1.0:
+            raise ValueError(f"BERT keep probability must be in (0, 1], got {keep}")
+        self.in_features = in_features
+        self.hidden = hidden
+        self.keep = keep
+        self.time_norm = time_norm
+        self.max_len = max_len
+        # The reference has D == hidden == 512; a narrower or wider backbone (width multiplier, other backbones)
+        # needs a learned projection to the transformer's size.
+        self.proj = nn.Linear(in_features, hidden) if in_features != hidden else nn.Identity()
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, hidden))
+        self.pos_embed = nn.Parameter(torch.zeros(1, max_len + 1, hidden))
+        self.embed_drop = nn.Dropout(dropout)
+        self.blocks = nn.ModuleList([BertBlock(hidden, heads, ffn, dropout) for _ in range(layers)])
+        self.cls_drop = nn.Dropout(cls_dropout)
+        self.fc = nn.Linear(hidden, num_classes)
+        self.attention: torch.Tensor | None = None
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        # BERT's init: N(0, 0.02) for every weight matrix and embedding, zero biases, unit LayerNorm.
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, 0.0, 0.02)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.LayerNorm):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        nn.init.normal_(self.cls_token, 0.0, 0.02)
+        nn.init.normal_(self.pos_embed, 0.0, 0.02)
+
+    @classmethod
+    def from_config(cls, cfg, in_features: int, num_classes: int, T: int) -> BertHead:
+        """ModelConfig -> BertHead sized for clips of T frames through an R(2+1)D backbone (T' = ceil(T/8))."""
+        from darkaction.models.r2plus1d import temporal_size
+
+        return cls(
+            in_features,
+            num_classes,
+            hidden=cfg.bert_hidden,
+            layers=cfg.bert_layers,
+            heads=cfg.bert_heads,
+            ffn=cfg.bert_ffn,
+            dropout=cfg.bert_dropout,
+            keep=cfg.bert_keep,
+            cls_dropout=cfg.cls_dropout,
+            time_norm=cfg.time_norm,
+            max_len=temporal_size(T),
+        )
+
+    def key_mask(self, batch: int, steps: int, device: torch.device) -> torch.Tensor | None:
+        """(B, T'+1) booleans, True = attendable; CLS (column 0) always kept. None outside training or when keep=1."""
+        if not self.training or self.keep >= 1.0:
+            return None
+        mask = torch.rand(batch, steps + 1, device=device) < self.keep
+        mask[:, 0] = True
+        return mask
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Feature map (B, D, T', h, w) or tokens (B, T', D) -> CLS output (B, hidden); sets `self.attention`."""
+        tokens = to_tokens(x)
+        B, steps, D = tokens.shape
+        if D != self.in_features:
+            raise ValueError(f"BERT head expects {self.in_features} features per time step, got {D}")
+        if steps > self.max_len:
+            raise ValueError(
+                f"BERT head was built for at most {self.max_len} time steps, got {steps}: build it for longer clips"
+            )
+        if self.time_norm:
+            tokens = time_normalize(tokens)
+        h = self.proj(tokens)
+        h = torch.cat([self.cls_token.expand(B, -1, -1).to(h.dtype), h], dim=1)
+        h = self.embed_drop(h + self.pos_embed[:, : steps + 1].to(h.dtype))
+        mask = self.key_mask(B, steps, h.device)
+        weights = None
+        for block in self.blocks:
+            h, weights = block(h, mask)
+        # CLS row of the last layer, time-step columns, mean over heads -> (B, T').
+        self.attention = None if weights is None else weights[:, :, 0, 1:].mean(dim=1).detach()
+        return h[:, 0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, D, T', h, w) or (B, T', D) -> logits (B, num_classes)."""
+        return self.fc(self.cls_drop(self.encode(x)))
