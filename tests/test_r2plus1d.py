@@ -5,6 +5,7 @@ import torch
 
 from darkaction.models.r2plus1d import (
     R2Plus1D,
+    TemporalConv3d,
     midplanes,
     r2plus1d,
     r2plus1d_18,
@@ -142,3 +143,18 @@ def test_full_size_forward_on_cpu():
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         out = model(torch.randn(1, 3, 64, 112, 112))
     assert out.shape == (1, 512, 8, 7, 7) and torch.isfinite(out.float()).all()
+
+
+def test_bf16_temporal_conv_gradient_is_finite_and_right_at_two_time_steps():
+    """oneDNN's bf16 weight gradient of a stride-1 (3,1,1) conv over T=2 came out non-finite on torch 2.13; a
+    CPU-sized clip (T=16) reaches layer4 with T'=2, so the backbone's temporal conv must stay finite and correct."""
+    torch.manual_seed(0)
+    conv = TemporalConv3d(16, 16, (3, 1, 1), padding=(1, 0, 0), bias=False)
+    x = torch.randn(2, 16, 2, 4, 4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = conv(x)
+    y.float().square().sum().backward()
+    w = conv.weight.detach().clone().requires_grad_()
+    torch.nn.functional.conv3d(x, w, padding=(1, 0, 0)).square().sum().backward()
+    assert torch.isfinite(conv.weight.grad).all()
+    torch.testing.assert_close(conv.weight.grad, w.grad, rtol=1e-4, atol=1e-4)

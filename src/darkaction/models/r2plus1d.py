@@ -64,6 +64,19 @@ def _bn(channels: int, eps: float, momentum: float) -> nn.BatchNorm3d:
     return nn.BatchNorm3d(channels, eps=eps, momentum=momentum)
 
 
+class TemporalConv3d(nn.Conv3d):
+    """The (3,1,1) temporal convolution. A plain Conv3d, except one case: on CPU under bf16 autocast, oneDNN's
+    weight gradient for a stride-1 temporal conv over exactly 2 time steps comes out non-finite (torch 2.13;
+    `tests/test_r2plus1d.py` checks it), which hits CPU-sized clips (T=16 -> T'=2 in layer4). That case runs in fp32.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[2] == 2 and self.stride[0] == 1 and x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+            with torch.autocast("cpu", enabled=False):
+                return super().forward(x.float())
+        return super().forward(x)
+
+
 class Conv2Plus1D(nn.Sequential):
     """(1,3,3) spatial conv -> BN -> ReLU -> (3,1,1) temporal conv: (B, i, T, H, W) -> (B, o, T/s, H/s, W/s).
 
@@ -77,7 +90,7 @@ class Conv2Plus1D(nn.Sequential):
             nn.Conv3d(inplanes, mid, (1, 3, 3), stride=(1, stride, stride), padding=(0, 1, 1), bias=False),
             _bn(mid, bn_eps, bn_momentum),
             nn.ReLU(inplace=True),
-            nn.Conv3d(mid, planes, (3, 1, 1), stride=(stride, 1, 1), padding=(1, 0, 0), bias=False),
+            TemporalConv3d(mid, planes, (3, 1, 1), stride=(stride, 1, 1), padding=(1, 0, 0), bias=False),
         )
 
 
