@@ -21,10 +21,11 @@ def _config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--set",
         dest="overrides",
-        action="append",
+        action="extend",
+        nargs="+",
         default=[],
         metavar="KEY=VALUE",
-        help="override one config value, e.g. --set train.epochs=3 (repeatable)",
+        help="override config values, e.g. --set train.epochs=3 model.head=tgap (repeatable)",
     )
 
 

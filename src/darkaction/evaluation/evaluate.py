@@ -123,7 +123,14 @@ def evaluate(
     if not records:
         raise DataError(f"the index in {cfg.data.prepared} has no '{split}' videos; pick another --split")
     n_min, n_max = cfg.sampling.n_min or None, cfg.sampling.n_max or None
-    ds = ClipDataset(records, cache, cfg, train=False, views=k, n_min=n_min, n_max=n_max, seed=cfg.train.seed)
+    flow = None
+    if cfg.model.in_channels == 5:  # the RGB + optical-flow model (Table 3)
+        from darkaction.data.flow import open_flow_cache
+
+        flow = open_flow_cache(cfg)
+    ds = ClipDataset(
+        records, cache, cfg, train=False, views=k, n_min=n_min, n_max=n_max, seed=cfg.train.seed, flow_cache=flow
+    )
     loader = DataLoader(ds, batch_size=max(1, cfg.eval.batch_size), shuffle=False, num_workers=cfg.train.workers)
     ctx = autocast_for(cfg, device)
     all_probs, all_att, labels = [], [], []

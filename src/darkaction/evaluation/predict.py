@@ -82,6 +82,11 @@ def predict(videos: list[str | Path], run: str | Path, views: int = 5, progress:
             raise DataError(f"{p}: no such video file")
         frames = load_frames(p, cfg, enhancer)
         rec = VideoRecord(video_id="video", path=str(p), label=-1, split="test", n_frames=len(frames))
+        flow = None
+        if cfg.model.in_channels == 5:  # RGB + optical-flow model: flow of the enhanced frames, as in training
+            from darkaction.data.flow import encode_flow, farneback_flow
+
+            flow = _OneVideoCache({"video": encode_flow(farneback_flow(frames))})
         ds = ClipDataset(
             [rec],
             _OneVideoCache({"video": frames}),
@@ -91,6 +96,7 @@ def predict(videos: list[str | Path], run: str | Path, views: int = 5, progress:
             n_min=cfg.sampling.n_min or None,
             n_max=cfg.sampling.n_max or None,
             seed=cfg.train.seed,
+            flow_cache=flow,
         )
         clips = ds[0]["clip"].unsqueeze(0).to(device)  # (1,V,C,T,H,W)
         probs, _ = predict_views(model, clips, ctx)

@@ -123,6 +123,7 @@ class VideoDataModule(L.LightningDataModule):
         self.cfg = cfg
         self.index = index
         self.cache = cache
+        self.flow_cache: Any = None  # optical flow for the RGB + flow model (model.in_channels == 5)
         self.train_records: list = []
         self.target_records: list = []
         self.val_records: list = []
@@ -140,6 +141,10 @@ class VideoDataModule(L.LightningDataModule):
             from darkaction.enhance.run import training_cache
 
             self.cache = training_cache(self.cfg)
+        if self.cfg.model.in_channels == 5 and self.flow_cache is None:
+            from darkaction.data.flow import open_flow_cache
+
+            self.flow_cache = open_flow_cache(self.cfg)
 
     @property
     def classes(self) -> list[str]:
@@ -197,6 +202,7 @@ class VideoDataModule(L.LightningDataModule):
             n_min=self.n_min or None,
             n_max=self.n_max or None,
             seed=self.cfg.train.seed,
+            flow_cache=self.flow_cache,
         )
 
     def _epoch(self) -> int:
