@@ -86,17 +86,51 @@ def bench_clip_loads(cfg: Config, loads: int, T: int = 64) -> dict:
     }
 
 
+def bench_train_step(T: int = 64, size: int = 112, steps: int = 3) -> dict:
+    """The consumer: one training step (forward + backward + Ranger step, batch 1) of the CPU-sized R(2+1)D-18-BERT
+    of configs/cpu.yaml at T x size x size, fp32 and bf16 autocast; the cache must deliver clips much faster."""
+    import torch
+
+    from darkaction.config import load_config
+    from darkaction.models.build import build_model
+    from darkaction.training.optim import build_optimizer
+
+    cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "cpu.yaml")
+    model = build_model(cfg.model, 6, T)
+    opt = build_optimizer("ranger", model.parameters(), cfg.train)
+    x, y = torch.randn(1, 3, T, size, size), torch.zeros(1, dtype=torch.long)
+    out = {}
+    for name, dtype in (("fp32", None), ("bf16", torch.bfloat16)):
+        times = []
+        for _ in range(steps + 1):
+            t = time.perf_counter()
+            with torch.autocast("cpu", dtype=dtype or torch.float32, enabled=dtype is not None):
+                loss = torch.nn.functional.cross_entropy(model(x).float(), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            times.append(time.perf_counter() - t)
+        out[f"{name}_ms"] = round(1e3 * min(times[1:]), 1)  # first step warms up oneDNN
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=2, help="synthetic clips per (class, group)")
     ap.add_argument("--loads", type=int, default=300)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--quick", action="store_true", help="fewer loads and training steps")
     args = ap.parse_args(argv)
+    if args.quick:
+        args.loads = min(args.loads, 60)
     root = _synth_dataset(args.reps)
     p = bench_prepare(root, args.workers)
     cfg = p.pop("cfg")
     c = bench_clip_loads(cfg, args.loads)
-    result = {"prepare": p, "clip_loads": c, "workers": args.workers}
+    s = bench_train_step(steps=1 if args.quick else 3)
+    fastest_step = min(s["fp32_ms"], s["bf16_ms"])
+    s["step_over_clip_load"] = round(fastest_step / c["cache_ms_per_clip"], 1)
+    result = {"prepare": p, "clip_loads": c, "train_step": s, "workers": args.workers}
     print(f"{'measure':44s} {'value':>12s}")
     print(f"{'prepare: videos / frames decoded':44s} {p['videos']:>6d} / {p['frames']:<6d}")
     print(f"{'prepare: frames per second (cold, 112x112)':44s} {p['frames_per_s']:>12.1f}")
@@ -105,6 +139,9 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"{'clip loads per second from cache':44s} {c['cache_clips_per_s']:>12.1f}")
     print(f"{'baseline: decode the same frames (ms)':44s} {c['decode_ms_per_clip']:>12.2f}")
     print(f"{'cache speed-up over decoding (ratio)':44s} {c['speedup']:>12.1f}x")
+    print(f"{'cpu.yaml model train step, T=64 fp32 (ms)':44s} {s['fp32_ms']:>12.1f}")
+    print(f"{'cpu.yaml model train step, T=64 bf16 (ms)':44s} {s['bf16_ms']:>12.1f}")
+    print(f"{'fastest train step / clip load (target >= 20)':44s} {s['step_over_clip_load']:>12.1f}x")
     write_json(OUT / "data.json", result)
     return result
 

@@ -65,7 +65,10 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--scale-factor", type=int, default=4, help="Zero-DCE++ curve downscale factor")
     ap.add_argument("--out", default="runs/bench/enhance.json")
+    ap.add_argument("--quick", action="store_true", help="smoke run: 1 repetition")
     args = ap.parse_args(argv)
+    if args.quick:
+        args.reps = 1
 
     torch.manual_seed(0)
     net = DCENet()

@@ -94,7 +94,10 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--seconds", type=float, default=3.0, help="measuring time per row")
     ap.add_argument("--videos", type=int, default=24)
     ap.add_argument("--out", default="runs/bench/sampling.json")
+    ap.add_argument("--quick", action="store_true", help="smoke run: 0.5 s per row, 6 videos")
     args = ap.parse_args(argv)
+    if args.quick:
+        args.seconds, args.videos = 0.5, 6
     torch.set_num_threads(1)
 
     cfg = Config()

@@ -37,12 +37,12 @@ def test_train_state_detects_done_resume_fresh(tmp_path):
 
 
 @pytest.mark.slow
-def test_tiny_demo_end_to_end_then_skips(tmp_path, capsys):
-    from conftest import tiny_synth_config
+def test_tiny_demo_end_to_end_then_skips(tmp_path, capsys, tiny_synth_cfg):
+    import dataclasses
 
     from darkaction.demo import demo
 
-    s = tiny_synth_config(tmp_path / "data")
+    s = dataclasses.replace(tiny_synth_cfg, out=str(tmp_path / "data"))  # the demo generates its own copy
     over = [
         f"run_dir={tmp_path / 'run'}",
         f"data.source.root={s.out}",
