@@ -139,3 +139,15 @@ def test_invalid_settings():
         _head(hidden=30, heads=4)
     with pytest.raises(ValueError, match="keep"):
         _head(keep=0.0)
+
+
+def test_init_is_berts_at_the_reference_width_and_scaled_for_narrow_heads():
+    torch.manual_seed(0)
+    ref = BertHead(512, 6, hidden=512, heads=8, ffn=2048)
+    assert ref.blocks[0].attn.qkv.weight.std().item() == pytest.approx(0.02, rel=0.05)
+    assert ref.blocks[0].ffn[-1].weight.std().item() == pytest.approx(0.02, rel=0.05)
+    narrow = BertHead(64, 6, hidden=32, heads=2, ffn=128)
+    # 0.02 * sqrt(512 / fan_in): keeps a narrow head's signal from shrinking layer by layer
+    assert narrow.blocks[0].attn.qkv.weight.std().item() == pytest.approx(0.08, rel=0.1)
+    assert narrow.proj.weight.std().item() == pytest.approx(0.02 * (512 / 64) ** 0.5, rel=0.1)
+    assert narrow.blocks[0].ffn[-1].weight.std().item() == pytest.approx(0.08, rel=0.1)

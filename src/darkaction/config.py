@@ -76,6 +76,7 @@ class SynthConfig:
     min_frames: int = 33
     max_frames: int = 225
     brightness: list[float] = field(default_factory=lambda: [5.0, 45.0])  # mean 8-bit brightness range
+    figure_scale: float = 1.0  # multiplies the figure's size (and limb thickness) in the picture; 1 = standing ~0.46 H
     noise: float = 1.0  # scales shot and read noise; 0 = clean
     crf: int = 23  # H.264 quality
     preview: bool = False
@@ -200,6 +201,7 @@ class TrainConfig:
     limit_train_batches: float = 1.0
     check_val_every: int = 1
     progress: bool = True
+    precise_bn: int = 200  # clips over which BN statistics are recomputed exactly each epoch (0 = off)
 
 
 @dataclass
