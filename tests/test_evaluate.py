@@ -37,7 +37,7 @@ def tiny_run_config(tiny_synth, tmp, name="tiny", **extra):
         "train.workers=0",
         "train.progress=false",
         "train.lr=0.003",
-        "train.precision=32",  # bf16-mixed gave a NaN loss at step 1 on this tiny model (see issue 7 note)
+        "train.precision=32",
         "eval.views=3",
     ] + [f"{k}={v}" for k, v in extra.items()]
     return load_config(None, over)
@@ -129,3 +129,18 @@ def test_cli_evaluate(tiny_run, capsys):
     assert main(["evaluate", str(run), "--views", "1"]) == 0
     out = capsys.readouterr().out
     assert "top-1" in out and "mean class accuracy" in out
+
+
+def test_index_normalisation_is_recorded_for_evaluation(tiny_synth, tmp_path):
+    """`augment.normalize: index` statistics are computed once in training and written into the run's config, so
+    evaluation normalises like training (it used to stop with 'needs statistics from the training cache')."""
+    from darkaction.evaluation.evaluate import evaluate
+
+    cfg, run = make_tiny_run(
+        tiny_synth, tmp_path, **{"augment.normalize": "index", "train.epochs": 1, "train.limit_train_batches": 2}
+    )
+    recorded = load_config(run / "config.yaml").augment
+    assert len(recorded.mean) == 3 and len(recorded.std) == 3
+    assert all(0.0 < m < 1.0 for m in recorded.mean) and all(s > 0 for s in recorded.std)
+    res = evaluate(run, views=2, progress=False)
+    assert res["n_test_videos"] > 0

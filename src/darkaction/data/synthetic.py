@@ -59,6 +59,8 @@ def _check(cfg: SynthConfig) -> None:
         raise ConfigError(
             f"synth.width x synth.height = {cfg.width}x{cfg.height}: both must be even (H.264 4:2:0) and 32..4096"
         )
+    if not 0.5 <= cfg.figure_scale <= 1.8:
+        raise ConfigError(f"synth.figure_scale={cfg.figure_scale}: must be between 0.5 and 1.8 (the figure must fit)")
     if not 1 <= cfg.fps <= 240:
         raise ConfigError(f"synth.fps={cfg.fps}: must be between 1 and 240")
     if cfg.train_groups < 1 or cfg.test_groups < 1 or cfg.reps < 1:
@@ -144,14 +146,21 @@ def draw_motion(rng: np.random.Generator, cls: str) -> dict:
     return m
 
 
-def plan_clip(cfg: SynthConfig, cls: str, group: int, k: int, split: str) -> dict:
-    """Everything that decides one clip, drawn from its own generator: length, action window, motion, brightness."""
+def _scene_params(cfg: SynthConfig, group: int) -> dict:
+    """The group's scene parameters, with the figure's size scaled by `cfg.figure_scale`."""
     from darkaction.data.synth_render import draw_scene_params
 
+    params = draw_scene_params(group_rng(cfg.seed, group, GROUP_SCENE))
+    params["figure_frac"] *= float(cfg.figure_scale)
+    return params
+
+
+def plan_clip(cfg: SynthConfig, cls: str, group: int, k: int, split: str) -> dict:
+    """Everything that decides one clip, drawn from its own generator: length, action window, motion, brightness."""
     rng = clip_rng(cfg.seed, cls, group, k)
     n = clip_length(rng, cls, split, cfg)
     motion = draw_motion(rng, cls)
-    gparams = draw_scene_params(group_rng(cfg.seed, group, GROUP_SCENE))
+    gparams = _scene_params(cfg, group)
     n_act = int(round(n * rng.uniform(0.45, 0.75)))
     if cls in ("Walk", "Run"):
         # the figure must stay in the picture: limit the travel to the width left between the margins
@@ -210,7 +219,6 @@ def render_clip(cfg: SynthConfig, clip: dict, noise: bool = True) -> tuple[np.nd
         build_scene,
         calibrate_gain,
         draw_chair,
-        draw_scene_params,
         expose,
         pose_sequence,
         radiance,
@@ -222,7 +230,7 @@ def render_clip(cfg: SynthConfig, clip: dict, noise: bool = True) -> tuple[np.nd
     cls, n = clip["class"], clip["n_frames"]
     # noise: the clip's own stream, apart from plan_clip's draws
     rng = np.random.default_rng([cfg.seed, 4, CLASS_IDS[cls], clip["group"], clip["k"]])
-    gparams = draw_scene_params(group_rng(cfg.seed, clip["group"], GROUP_SCENE))
+    gparams = _scene_params(cfg, clip["group"])
     body = random_body(group_rng(cfg.seed, clip["group"], GROUP_BODY))
     # camera and lamp jitter belong to the repetition (group, k), as if each take were set up anew
     jitter = np.random.default_rng([cfg.seed, 3, clip["group"], clip["k"]])
@@ -310,6 +318,8 @@ def _recorded_config(cfg: SynthConfig) -> dict:
     d = dataclasses.asdict(cfg)
     for key in ("out", "workers", "preview"):
         d.pop(key)
+    if d.get("figure_scale") == 1.0:
+        d.pop("figure_scale")  # the default: recorded as before the option existed
     return d
 
 

@@ -157,6 +157,7 @@ def train(
     dm = datamodule if datamodule is not None else VideoDataModule(cfg)
     dm.setup("fit")
     classes = list(dm.classes)
+    _fix_index_stats(cfg, dm)
     cfg.sampling.n_min = int(getattr(dm, "n_min", 0) or cfg.sampling.n_min)
     cfg.sampling.n_max = int(getattr(dm, "n_max", 0) or cfg.sampling.n_max)
     _resolve_enhancer_weights(cfg)
@@ -222,6 +223,18 @@ def train(
             _merge_metrics(run_dir / "metrics.csv", old_rows, start_epoch)
         _finish_report(run_dir)
     return run_dir
+
+
+def _fix_index_stats(cfg, dm) -> None:
+    """`augment.normalize: index`: compute the training cache's channel statistics once and record them as
+    `augment.mean/std` in the run's config, so evaluation and prediction normalise exactly as training did."""
+    if cfg.augment.normalize != "index" or cfg.augment.mean or getattr(dm, "cache", None) is None:
+        return
+    from darkaction.data.transforms import channel_stats
+
+    mean, std = channel_stats(dm.cache, [r.video_id for r in dm.train_records])
+    cfg.augment.mean = [round(float(v), 6) for v in mean]
+    cfg.augment.std = [round(float(v), 6) for v in std]
 
 
 def _finish_report(run_dir: Path) -> None:
