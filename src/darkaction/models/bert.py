@@ -163,8 +163,9 @@ class BertHead(nn.Module):
         nn.init.normal_(self.pos_embed, 0.0, 0.02)
 
     @classmethod
-    def from_config(cls, cfg, in_features: int, num_classes: int, T: int) -> BertHead:
-        """ModelConfig -> BertHead sized for clips of T frames through an R(2+1)D backbone (T' = ceil(T/8))."""
+    def from_config(cls, cfg, in_features: int, num_classes: int, T: int, max_len: int | None = None) -> BertHead:
+        """ModelConfig -> BertHead sized for clips of T frames through an R(2+1)D backbone (T' = ceil(T/8)), or for
+        `max_len` tokens (e.g. one per frame for a 2D backbone)."""
         from darkaction.models.r2plus1d import temporal_size
 
         return cls(
@@ -178,7 +179,7 @@ class BertHead(nn.Module):
             keep=cfg.bert_keep,
             cls_dropout=cfg.cls_dropout,
             time_norm=cfg.time_norm,
-            max_len=temporal_size(T),
+            max_len=max_len or temporal_size(T),
         )
 
     def key_mask(self, batch: int, steps: int, device: torch.device) -> torch.Tensor | None:

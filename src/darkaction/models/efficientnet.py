@@ -157,17 +157,5 @@ def build_efficientnet_bert(cfg, num_classes: int, T: int) -> EfficientNetBert:
     if cfg.width <= 0:
         raise ConfigError(f"model.width must be positive (1.0 = EfficientNet-B0), got {cfg.width}")
     backbone = EfficientNetFeatures(cfg.width, cfg.in_channels, cfg.efficientnet_dropout)
-    head = BertHead(
-        backbone.out_channels,
-        num_classes,
-        hidden=cfg.bert_hidden,
-        layers=cfg.bert_layers,
-        heads=cfg.bert_heads,
-        ffn=cfg.bert_ffn,
-        dropout=cfg.bert_dropout,
-        keep=cfg.bert_keep,
-        cls_dropout=cfg.cls_dropout,
-        time_norm=cfg.time_norm,
-        max_len=T,
-    )
+    head = BertHead.from_config(cfg, backbone.out_channels, num_classes, T, max_len=T)  # one token per frame
     return EfficientNetBert(backbone, head)
