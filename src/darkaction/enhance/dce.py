@@ -66,24 +66,14 @@ def _autocast(precision: str, device_type: str):
     return contextlib.nullcontext()
 
 
-class DCENet(nn.Module):
-    """Official DCE-Net: 7 plain 3x3 convs, symmetric skip concatenations, tanh head with 8 x 3 curve maps.
+class CurveNet(nn.Module):
+    """Shared by DCE-Net and DCE-Net++: subclasses estimate curve maps (`curves`), this applies them."""
 
-    forward(x: B,3,H,W in [0,1]) -> (enhanced B,3,H,W, curves B,24,H,W).
-    """
+    cfg: DCEConfig
 
-    def __init__(self, cfg: DCEConfig | None = None) -> None:
-        super().__init__()
-        self.cfg = cfg or DCEConfig()
-        c = self.cfg.channels
-        self.relu = nn.ReLU(inplace=True)
-        self.e_conv1 = nn.Conv2d(3, c, 3, 1, 1, bias=True)
-        self.e_conv2 = nn.Conv2d(c, c, 3, 1, 1, bias=True)
-        self.e_conv3 = nn.Conv2d(c, c, 3, 1, 1, bias=True)
-        self.e_conv4 = nn.Conv2d(c, c, 3, 1, 1, bias=True)
-        self.e_conv5 = nn.Conv2d(2 * c, c, 3, 1, 1, bias=True)
-        self.e_conv6 = nn.Conv2d(2 * c, c, 3, 1, 1, bias=True)
-        self.e_conv7 = nn.Conv2d(2 * c, 3 * self.cfg.iterations, 3, 1, 1, bias=True)
+    def curves(self, x: torch.Tensor) -> torch.Tensor:
+        """x B,3,H,W -> curve maps (B, 3 * iterations or 3, H, W) in [-1, 1]."""
+        raise NotImplementedError
 
     def init_weights(self, std: float = 0.02) -> None:
         """Official training init: conv weights N(0, std), biases zero."""
@@ -91,17 +81,6 @@ class DCENet(nn.Module):
             if isinstance(m, nn.Conv2d):
                 nn.init.normal_(m.weight, 0.0, std)
                 nn.init.zeros_(m.bias)
-
-    def curves(self, x: torch.Tensor) -> torch.Tensor:
-        """x: B,3,H,W -> curve maps B,3*iterations,H,W in [-1, 1] (float32 even under bf16 autocast)."""
-        x1 = self.relu(self.e_conv1(x))
-        x2 = self.relu(self.e_conv2(x1))
-        x3 = self.relu(self.e_conv3(x2))
-        x4 = self.relu(self.e_conv4(x3))
-        x5 = self.relu(self.e_conv5(torch.cat([x3, x4], 1)))
-        x6 = self.relu(self.e_conv6(torch.cat([x2, x5], 1)))
-        # tanh in fp32: under bf16 autocast the curve maps would otherwise keep only ~3 significant digits.
-        return torch.tanh(self.e_conv7(torch.cat([x1, x6], 1)).float())
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         r = self.curves(x)
@@ -127,7 +106,38 @@ class DepthwiseSeparableConv(nn.Module):
         return self.point_conv(self.depth_conv(x))
 
 
-class DCENetPP(nn.Module):
+class DCENet(CurveNet):
+    """Official DCE-Net: 7 plain 3x3 convs, symmetric skip concatenations, tanh head with 8 x 3 curve maps.
+
+    forward(x: B,3,H,W in [0,1]) -> (enhanced B,3,H,W, curves B,24,H,W).
+    """
+
+    def __init__(self, cfg: DCEConfig | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg or DCEConfig()
+        c = self.cfg.channels
+        self.relu = nn.ReLU(inplace=True)
+        self.e_conv1 = nn.Conv2d(3, c, 3, 1, 1, bias=True)
+        self.e_conv2 = nn.Conv2d(c, c, 3, 1, 1, bias=True)
+        self.e_conv3 = nn.Conv2d(c, c, 3, 1, 1, bias=True)
+        self.e_conv4 = nn.Conv2d(c, c, 3, 1, 1, bias=True)
+        self.e_conv5 = nn.Conv2d(2 * c, c, 3, 1, 1, bias=True)
+        self.e_conv6 = nn.Conv2d(2 * c, c, 3, 1, 1, bias=True)
+        self.e_conv7 = nn.Conv2d(2 * c, 3 * self.cfg.iterations, 3, 1, 1, bias=True)
+
+    def curves(self, x: torch.Tensor) -> torch.Tensor:
+        """x: B,3,H,W -> curve maps B,3*iterations,H,W in [-1, 1] (float32 even under bf16 autocast)."""
+        x1 = self.relu(self.e_conv1(x))
+        x2 = self.relu(self.e_conv2(x1))
+        x3 = self.relu(self.e_conv3(x2))
+        x4 = self.relu(self.e_conv4(x3))
+        x5 = self.relu(self.e_conv5(torch.cat([x3, x4], 1)))
+        x6 = self.relu(self.e_conv6(torch.cat([x2, x5], 1)))
+        # tanh in fp32: under bf16 autocast the curve maps would otherwise keep only ~3 significant digits.
+        return torch.tanh(self.e_conv7(torch.cat([x1, x6], 1)).float())
+
+
+class DCENetPP(CurveNet):
     """Zero-DCE++: depthwise separable convs, one shared 3-channel curve map, optional downscaled estimation.
 
     forward(x: B,3,H,W) -> (enhanced B,3,H,W, curve B,3,H,W). With scale_factor s > 1 the curve is estimated on x
@@ -149,12 +159,6 @@ class DCENetPP(nn.Module):
         self.e_conv6 = DepthwiseSeparableConv(2 * c, c)
         self.e_conv7 = DepthwiseSeparableConv(2 * c, 3)
 
-    def init_weights(self, std: float = 0.02) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.normal_(m.weight, 0.0, std)
-                nn.init.zeros_(m.bias)
-
     def curves(self, x: torch.Tensor) -> torch.Tensor:
         """x: B,3,H,W -> one shared curve map B,3,H,W in [-1, 1] (float32)."""
         h, w = x.shape[-2:]
@@ -170,17 +174,6 @@ class DCENetPP(nn.Module):
         if s != 1:
             r = F.interpolate(r, size=(h, w), mode="bilinear", align_corners=True)
         return r
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        r = self.curves(x)
-        return apply_curves(x, r, self.cfg.iterations), r
-
-    @torch.no_grad()
-    def enhance(self, x: torch.Tensor, precision: str = "fp32") -> torch.Tensor:
-        """Inference: x B,3,H,W float32 in [0,1] -> B,3,H,W float32 (unclamped)."""
-        with _autocast(precision, x.device.type):
-            r = self.curves(x)
-        return apply_curves_(x.float().clone(), r, self.cfg.iterations)
 
 
 def count_parameters(net: nn.Module) -> int:
