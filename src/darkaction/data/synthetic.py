@@ -405,27 +405,18 @@ def _joint_names() -> tuple[str, ...]:
 # ---------------------------------------------------------------------------------------------- preview
 
 
-def _decode(path: Path) -> np.ndarray:
-    """All frames of a video as uint8 (T, H, W, 3) RGB."""
-    import av
-
-    try:
-        with av.open(str(path)) as c:
-            return np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
-    except (av.error.FFmpegError, ValueError) as e:
-        raise DataError(f"{path}: cannot decode ({e}); generate the dataset again with darkaction synth") from None
-
-
 def write_preview(out: Path, clips: list[dict], cfg: SynthConfig, n_cols: int = 6) -> Path:
     """`<out>/preview.png`: one row per class (its first train clip), `n_cols` frames from before, during and after
     the action, brightened by auto-gain (99th percentile to white) so a person can see the figure."""
     import cv2
 
+    from darkaction.data.video import decode
+
     rows = []
     scale = max(1, int(round(240 / cfg.height)))
     for cls in cfg.classes:
         clip = next(c for c in clips if c["class"] == cls)
-        frames = _decode(out / "videos" / clip["video"])
+        frames, _ = decode(out / "videos" / clip["video"], resize="none")
         a, b = clip["action_start"], clip["action_end"]
         picks = np.unique(np.round(np.linspace(max(a - 5, 0), min(b + 5, len(frames) - 1), n_cols)).astype(int))
         tiles = []
