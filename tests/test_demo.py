@@ -51,6 +51,7 @@ def test_tiny_demo_end_to_end_then_skips(tmp_path, capsys, tiny_synth_cfg):
         "enhance.train.n_frames=16",
         "enhance.train.epochs=1",
         "train.epochs=1",
+        "train.pretrain_epochs=1",
         "train.progress=false",
         "train.workers=0",
         "eval.views=2",

@@ -1,5 +1,7 @@
 """Optical flow: the uint8 encoding round trip and Farneback flow of moving patterns."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -93,3 +95,10 @@ def test_flow_cache_from_prepared_frames_is_complete_and_resumable(tiny_synth, t
     flow.remove(vid)
     build_flow_cache(cfg, workers=1, progress=False)
     assert vid in FrameCache(out) and (out / f"{raw.ids[1]}.npy").stat().st_mtime_ns == before
+    # Current: re-enhanced / re-prepared source frames make their flow stale, and only that entry is recomputed.
+    src = tmp_path / "prepared" / "frames" / "fixed_32x32" / f"{raw.ids[2]}.npy"
+    os.utime(src, ns=(src.stat().st_atime_ns, src.stat().st_mtime_ns + 10**9))
+    stale_before = (out / f"{raw.ids[2]}.npy").stat().st_mtime_ns
+    build_flow_cache(cfg, workers=1, progress=False)
+    assert (out / f"{raw.ids[2]}.npy").stat().st_mtime_ns != stale_before
+    assert (out / f"{raw.ids[1]}.npy").stat().st_mtime_ns == before

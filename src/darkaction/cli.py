@@ -349,8 +349,7 @@ def _add_predict(sub) -> None:
     p = sub.add_parser(
         "predict",
         help="classify videos with a trained run",
-        description="Decode, enhance with the run's enhancer, sample k views, print the label and class "
-        "probabilities.",
+        description="Decode, enhance with the run's enhancer, sample k views, print the label and class probabilities.",
     )
     _config_args(p)
     p.add_argument("videos", nargs="+", metavar="VIDEO", help="video files")

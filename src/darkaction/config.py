@@ -202,6 +202,10 @@ class TrainConfig:
     check_val_every: int = 1
     progress: bool = True
     precise_bn: int = 200  # clips over which BN statistics are recomputed exactly each epoch (0 = off)
+    # Backbone warm-up when no pretrained weights are given: first train the backbone with a TGAP head for this many
+    # epochs (into <run>/pretrain), then train the configured model from it. A stand-in for the paper's IG65M
+    # pretraining on CPU-sized from-scratch runs, where a BERT head learns far more slowly than a TGAP head.
+    pretrain_epochs: int = 0
 
 
 @dataclass

@@ -82,12 +82,14 @@ def _init_worker() -> None:
 def build_flow_cache(cfg, workers: int | None = None, progress: bool = True) -> Path:
     """Compute Farneback flow once for every video of the cache training reads (`enhance.training_cache(cfg)`, i.e.
     the enhanced frames when an enhancer is configured) into a FrameCache of `encode_flow` frames at
-    `flow_dir(cfg, source)`. Resumable: videos already in the flow cache are skipped. Returns the flow folder."""
+    `flow_dir(cfg, source)`. Resumable: videos whose flow is current are skipped; each entry records the size and
+    mtime of the frames it came from, so flow of a re-prepared or re-enhanced video is recomputed. Returns the flow
+    folder."""
     from concurrent.futures import ProcessPoolExecutor
 
     from tqdm import tqdm
 
-    from darkaction.data.cache import FrameCache
+    from darkaction.data.cache import FrameCache, source_signature
     from darkaction.enhance.run import training_cache
     from darkaction.utils import write_json
 
@@ -95,13 +97,15 @@ def build_flow_cache(cfg, workers: int | None = None, progress: bool = True) -> 
     source_root = Path(source.root)
     out = flow_dir(cfg, source_root)
     flow = FrameCache(out)
-    todo = [v for v in source.ids if v not in flow]
+    signatures = {v: source_signature(source_root / f"{v}.npy") for v in source.ids}
+    todo = [v for v in source.ids if not flow.is_current(v, signatures[v])]
     write_json(out / "flow_settings.json", {"method": "farneback", "source": str(source_root), **FARNEBACK})
     workers = max(1, int(cfg.cache.workers if workers is None else workers))
     bar = tqdm(total=len(todo), desc="optical flow", unit="video", disable=not progress or not todo)
 
     def store(video_id: str, encoded: np.ndarray, n: int) -> None:
-        flow.put(video_id, encoded, {"n_frames": n, "flow": "farneback", "flow_scale": FLOW_SCALE})
+        meta = {"n_frames": n, "flow": "farneback", "flow_scale": FLOW_SCALE, **signatures[video_id]}
+        flow.put(video_id, encoded, meta)
         bar.update(1)
 
     if workers == 1 or len(todo) < 4:
@@ -131,6 +135,7 @@ def open_flow_cache(cfg):
     if missing:
         raise DataError(
             f"optical-flow cache {out} is missing or incomplete ({missing} videos without flow): run "
-            "`darkaction experiment 3 --rows flow` or darkaction.data.flow.build_flow_cache(cfg) first"
+            "`darkaction train` with model.in_channels=5 (it builds the flow cache first), `darkaction experiment 3 --rows "
+            "flow`, or darkaction.data.flow.build_flow_cache(cfg)"
         )
     return flow

@@ -53,6 +53,9 @@ def load_run(run: str | Path, device: str = "cpu"):
         classes = list(read_json(run_dir / "data.json")["classes"])
     if not classes:
         raise DataError(f"{ckpt_path}: the class names are missing (no 'darkaction' entry, no data.json)")
+    # the checkpoint holds every weight: the pretrained file the run started from is neither needed nor required
+    # to still exist (a run directory copied to another machine, a deleted warm-up run)
+    cfg.model.pretrained = ""
     model = build_model(cfg.model, len(classes), cfg.sampling.T)
     state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
     try:

@@ -138,6 +138,8 @@ def train(
     from darkaction.training.precise_bn import PreciseBN
 
     cfg = copy.deepcopy(cfg)
+    if cfg.train.pretrain_epochs > 0 and model is None:
+        cfg.model.pretrained = str(pretrain_backbone(cfg, datamodule=datamodule))
     t = cfg.train
     run_dir = cfg.resolved_run_dir()
     ckpt_dir = run_dir / "checkpoints"
@@ -154,6 +156,11 @@ def train(
     run_dir.mkdir(parents=True, exist_ok=True)
     seed_everything(t.seed)
 
+    if datamodule is None and cfg.model.in_channels == 5:
+        from darkaction.data.flow import build_flow_cache
+
+        # RGB + flow: compute the flow the run reads (once; current entries are skipped in well under a second)
+        build_flow_cache(cfg, progress=t.progress)
     dm = datamodule if datamodule is not None else VideoDataModule(cfg)
     dm.setup("fit")
     classes = list(dm.classes)
@@ -223,6 +230,39 @@ def train(
             _merge_metrics(run_dir / "metrics.csv", old_rows, start_epoch)
         _finish_report(run_dir)
     return run_dir
+
+
+def pretrain_run_config(cfg):
+    """The backbone warm-up run of `cfg` (`train.pretrain_epochs` > 0): the same data, backbone and optimisation with
+    a TGAP head, for `pretrain_epochs` epochs, into `<run>/pretrain`."""
+    pre = copy.deepcopy(cfg)
+    pre.model.head = "tgap"
+    pre.train.epochs = cfg.train.pretrain_epochs
+    pre.train.pretrain_epochs = 0
+    pre.train.max_steps = -1
+    pre.run_dir = str(cfg.resolved_run_dir() / "pretrain")
+    return pre
+
+
+def pretrain_backbone(cfg, datamodule=None) -> Path:
+    """Train (or finish, or reuse) the backbone warm-up run and return its last checkpoint, which `build_model`
+    loads through `model.pretrained` (its `backbone.*` weights; the TGAP classifier is dropped)."""
+    if cfg.model.pretrained:
+        raise ConfigError(
+            f"train.pretrain_epochs={cfg.train.pretrain_epochs} warms up a backbone trained from scratch, but "
+            f"model.pretrained={cfg.model.pretrained} already gives one; set one of them"
+        )
+    if cfg.model.backbone not in ("r2plus1d_18", "r2plus1d_34") or cfg.model.head == "mran":
+        raise ConfigError(
+            f"train.pretrain_epochs warms up an R(2+1)D backbone for a bert / tgap head; "
+            f"model.backbone={cfg.model.backbone}, model.head={cfg.model.head} is not supported"
+        )
+    pre = pretrain_run_config(cfg)
+    last = pre.resolved_run_dir() / "checkpoints" / "last.ckpt"
+    done = last.is_file() and int(load_checkpoint(last).get("epoch", -1)) + 1 >= pre.train.epochs
+    if not done:
+        train(pre, resume=last.is_file(), datamodule=datamodule)
+    return last
 
 
 def _fix_index_stats(cfg, dm) -> None:
