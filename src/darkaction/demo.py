@@ -39,12 +39,9 @@ def _synth_is_current(cfg) -> bool:
 
 def _train_state(run_dir: Path, epochs: int) -> str:
     """'done', 'resume' or 'fresh' for the run's last.ckpt."""
-    from darkaction.training.run import load_checkpoint
+    from darkaction.training.run import train_state
 
-    last = run_dir / "checkpoints" / "last.ckpt"
-    if not last.is_file():
-        return "fresh"
-    return "done" if int(load_checkpoint(last).get("epoch", -1)) + 1 >= epochs else "resume"
+    return train_state(run_dir, epochs)
 
 
 def demo(cfg) -> Path:

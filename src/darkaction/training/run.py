@@ -232,6 +232,14 @@ def train(
     return run_dir
 
 
+def train_state(run_dir: Path, epochs: int) -> str:
+    """'done', 'resume' or 'fresh': how far the run in `run_dir` got towards `epochs` (from its last.ckpt)."""
+    last = Path(run_dir) / "checkpoints" / "last.ckpt"
+    if not last.is_file():
+        return "fresh"
+    return "done" if int(load_checkpoint(last).get("epoch", -1)) + 1 >= epochs else "resume"
+
+
 def pretrain_run_config(cfg):
     """The backbone warm-up run of `cfg` (`train.pretrain_epochs` > 0): the same data, backbone and optimisation with
     a TGAP head, for `pretrain_epochs` epochs, into `<run>/pretrain`."""
@@ -258,11 +266,10 @@ def pretrain_backbone(cfg, datamodule=None) -> Path:
             f"model.backbone={cfg.model.backbone}, model.head={cfg.model.head} is not supported"
         )
     pre = pretrain_run_config(cfg)
-    last = pre.resolved_run_dir() / "checkpoints" / "last.ckpt"
-    done = last.is_file() and int(load_checkpoint(last).get("epoch", -1)) + 1 >= pre.train.epochs
-    if not done:
-        train(pre, resume=last.is_file(), datamodule=datamodule)
-    return last
+    state = train_state(pre.resolved_run_dir(), pre.train.epochs)
+    if state != "done":
+        train(pre, resume=state == "resume", datamodule=datamodule)
+    return pre.resolved_run_dir() / "checkpoints" / "last.ckpt"
 
 
 def _fix_index_stats(cfg, dm) -> None:
