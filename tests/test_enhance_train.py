@@ -62,3 +62,26 @@ def test_zero_dce_pp_trains(tmp_path):
     tc = DCETrainConfig(image_size=16, epochs=1, batch_size=4, seed=0, exposure_patch=8, loss_form="paper")
     path = train_dce(_dark_images(8, 24), tc, tmp_path, method="zero-dce++", progress=False)
     assert "e_conv1.depth_conv.weight" in torch.load(path, weights_only=True)
+
+
+def test_changed_settings_train_again_instead_of_resuming(tmp_path):
+    from darkaction.enhance.train import is_trained
+
+    images = _dark_images(8)
+    tc = DCETrainConfig(image_size=16, epochs=1, batch_size=4, lr=1e-3, seed=1, exposure_patch=8)
+    train_dce(images, tc, tmp_path, progress=False)
+    assert is_trained(tmp_path, tc, "zero-dce")
+    assert not is_trained(tmp_path, DCETrainConfig(**{**tc.__dict__, "epochs": 2}), "zero-dce")  # to be extended
+    darker = DCETrainConfig(**{**tc.__dict__, "exposure": 0.4})
+    assert not is_trained(tmp_path, darker, "zero-dce")  # other settings: the weights do not count as trained
+    first = torch.load(tmp_path / "weights.pth", weights_only=True)
+    train_dce(images, darker, tmp_path, progress=False)
+    fresh = DCETrainConfig(**{**darker.__dict__})
+    train_dce(images, fresh, tmp_path / "fresh", progress=False)
+    again = torch.load(tmp_path / "weights.pth", weights_only=True)
+    ref = torch.load(tmp_path / "fresh" / "weights.pth", weights_only=True)
+    # trained from scratch with the new settings (same as a fresh run), not continued from the old weights
+    assert all(torch.allclose(again[k], ref[k], atol=1e-6) for k in ref)
+    assert not all(torch.allclose(again[k], first[k]) for k in first)
+    assert read_json(tmp_path / "history.json")["epoch"] == [1]
+    assert is_trained(tmp_path, darker, "zero-dce") and not is_trained(tmp_path, tc, "zero-dce")

@@ -175,6 +175,17 @@ def test_every_rows_model_builds_and_trains_one_step(tmp_path, n):
         assert model(x[:1]).shape == (1, 6), row.key
 
 
+def test_rows_without_a_warm_up_train_from_scratch_for_the_same_epochs(tmp_path):
+    plan = Plan("cpu", tmp_path, tmp_path, None, None, ["train.pretrain_epochs=50", "train.epochs=25"])
+    budget = {}
+    for n in (2, 3, 4):
+        for row in TABLES[n].rows:
+            cfg = plan.config_for(row, 0)
+            budget[row.key] = (cfg.train.pretrain_epochs, cfg.train.epochs)
+    assert budget["delta"] == budget["se"] == budget["tgap"] == budget["flow"] == (50, 25)
+    assert budget["slowfast"] == budget["efficientnet"] == budget["mran"] == (0, 75)
+
+
 REAL_TINY = [
     *TINY,
     "cache.height=32",
@@ -182,6 +193,7 @@ REAL_TINY = [
     "augment.height=32",
     "augment.width=32",
     "cache.workers=1",
+    "train.pretrain_epochs=1",
     "train.epochs=1",
     "train.limit_train_batches=2",
     "train.batch_size=4",

@@ -148,3 +148,22 @@ def test_channel_stats_matches_numpy():
 def test_bad_frames_raise_data_error():
     with pytest.raises(DataError, match="uint8"):
         ClipTransform(AugmentConfig(), False, "black")(np.zeros((2, 8, 8, 3), np.float32))
+
+
+def test_clip_normalisation_removes_brightness_and_contrast_of_the_recording():
+    frames = np.stack([_frame(seed=s) for s in range(4)])
+    tf = ClipTransform(AugmentConfig(normalize="clip"), False, "black")
+    out = tf(frames)
+    flat = out.reshape(3, -1)
+    assert torch.allclose(flat.mean(1), torch.zeros(3), atol=1e-5)
+    assert torch.allclose(flat.std(1, correction=0), torch.ones(3), atol=1e-4)
+    # the same scene recorded darker and with less contrast (x * 0.25 + 3) gives (almost) the same input
+    dark = (frames.astype(np.float64) * 0.25 + 3).round().astype(np.uint8)
+    assert (out - tf(dark)).abs().max() < 0.05
+    # padding blanks do not enter the statistics: the real frames are standardised exactly as without padding
+    padded = np.concatenate([frames, np.zeros_like(frames[:2])])
+    with_blanks = tf(padded, np.array([False] * 4 + [True] * 2))
+    assert torch.allclose(with_blanks[:, :4], out, atol=1e-5)
+    # a flat (black) clip is not blown up: std is floored
+    black = tf(np.zeros((2, 112, 112, 3), np.uint8))
+    assert torch.count_nonzero(black) == 0

@@ -141,7 +141,7 @@ class AugmentConfig:
     hflip: float = 0.5  # probability
     rotation: float = 10.0  # max degrees, uniform in [-r, r]
     translation: float = 0.1  # max shift as a fraction of the size
-    normalize: str = "kinetics"  # kinetics | arid | index | none
+    normalize: str = "kinetics"  # kinetics | arid | index | clip | none
     mean: list[float] = field(default_factory=list)  # overrides `normalize` when set
     std: list[float] = field(default_factory=list)
 

@@ -50,7 +50,7 @@ def demo(cfg) -> Path:
     from darkaction.data.synthetic import synth
     from darkaction.enhance.base import default_weights_path
     from darkaction.enhance.run import enhance
-    from darkaction.enhance.train import enhance_train
+    from darkaction.enhance.train import enhance_train, is_trained
     from darkaction.evaluation.evaluate import evaluate
     from darkaction.training.run import train
 
@@ -71,12 +71,7 @@ def demo(cfg) -> Path:
     if cfg.enhance.method in ("zero-dce", "zero-dce++") and not cfg.enhance.weights:
         t = _stage(f"enhance train ({cfg.enhance.method}, {cfg.enhance.train.epochs} epochs)")
         weights = default_weights_path(cfg)
-        history = weights.parent / "history.json"
-        done = False
-        if weights.is_file() and history.is_file():
-            from darkaction.utils import read_json
-
-            done = len(read_json(history).get("total", [])) >= cfg.enhance.train.epochs
+        done = is_trained(weights.parent, cfg.enhance.train, cfg.enhance.method)
         if done:
             print(f"already trained: {weights}; skipped")
         else:

@@ -74,3 +74,15 @@ def resolve_device(name: str = "auto") -> str:
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return name
+
+
+def progress_bar(iterable=None, **kwargs):
+    """A tqdm bar that stays readable in log files: when stderr is not a terminal it redraws at most every 30 s
+    (a redirected bar otherwise writes a new line per update and floods the log)."""
+    import sys
+
+    from tqdm import tqdm
+
+    if not sys.stderr.isatty():
+        kwargs["mininterval"] = max(kwargs.get("mininterval", 0.1), 30.0)
+    return tqdm(iterable, **kwargs)

@@ -87,7 +87,7 @@ def build_flow_cache(cfg, workers: int | None = None, progress: bool = True) -> 
     folder."""
     from concurrent.futures import ProcessPoolExecutor
 
-    from tqdm import tqdm
+    from darkaction.utils import progress_bar
 
     from darkaction.data.cache import FrameCache, source_signature
     from darkaction.enhance.run import training_cache
@@ -101,7 +101,7 @@ def build_flow_cache(cfg, workers: int | None = None, progress: bool = True) -> 
     todo = [v for v in source.ids if not flow.is_current(v, signatures[v])]
     write_json(out / "flow_settings.json", {"method": "farneback", "source": str(source_root), **FARNEBACK})
     workers = max(1, int(cfg.cache.workers if workers is None else workers))
-    bar = tqdm(total=len(todo), desc="optical flow", unit="video", disable=not progress or not todo)
+    bar = progress_bar(total=len(todo), desc="optical flow", unit="video", disable=not progress or not todo)
 
     def store(video_id: str, encoded: np.ndarray, n: int) -> None:
         meta = {"n_frames": n, "flow": "farneback", "flow_scale": FLOW_SCALE, **signatures[video_id]}

@@ -18,12 +18,11 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
 
 from darkaction.data.cache import FrameCache, cache_key, resize_settings, source_signature
 from darkaction.data.index import DatasetIndex, Skipped, build_index
 from darkaction.errors import DataError
-from darkaction.utils import read_json, write_json
+from darkaction.utils import progress_bar, read_json, write_json
 
 FAILURES_FILE = ".failures.json"
 
@@ -139,7 +138,7 @@ def prepare(cfg, progress: bool = True) -> Path:
     decoded = frames_total = 0
     failed: list[Skipped] = list(failed_before)
     warnings: dict[str, list[str]] = {}
-    bar = tqdm(total=len(jobs), desc="prepare", unit="video", disable=not progress or not jobs)
+    bar = progress_bar(total=len(jobs), desc="prepare", unit="video", disable=not progress or not jobs)
     try:
         for vid, n, warns, reason in _run_jobs(jobs, cfg.cache.workers):
             bar.update(1)
@@ -155,7 +154,7 @@ def prepare(cfg, progress: bool = True) -> Path:
             frames_total += n
             if warns:
                 warnings[path] = warns
-            bar.set_postfix(fps=f"{frames_total / max(bar.format_dict['elapsed'], 1e-6):.0f}")
+            bar.set_postfix(fps=f"{frames_total / max(bar.format_dict['elapsed'], 1e-6):.0f}", refresh=False)
     finally:
         bar.close()
         write_json(failures_path, failures)

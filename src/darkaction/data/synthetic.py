@@ -360,7 +360,7 @@ def synth(cfg: SynthConfig) -> Path:
     """Generate the dataset described by `cfg` into `cfg.out` and return that folder.
 
     Clips are rendered by `cfg.workers` processes (1 = in this process); the output does not depend on it."""
-    from tqdm import tqdm
+    from darkaction.utils import progress_bar
 
     out = Path(cfg.out)
     clips = plan(cfg)
@@ -372,7 +372,7 @@ def synth(cfg: SynthConfig) -> Path:
     # longest clips first keeps both workers busy until the end
     order = sorted(range(len(jobs)), key=lambda i: -clips[i]["n_frames"])
     results: dict[int, dict] = {}
-    with _pool(cfg.workers) as pool, tqdm(total=len(jobs), desc="synth", unit="clip", disable=None) as bar:
+    with _pool(cfg.workers) as pool, progress_bar(total=len(jobs), desc="synth", unit="clip", disable=None) as bar:
         for i, meta in pool.imap_unordered(_make_indexed, [(i, jobs[i]) for i in order]):
             results[i] = meta
             bar.update()

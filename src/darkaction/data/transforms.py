@@ -23,7 +23,9 @@ tensor. `zero`: the frame is 0 AFTER normalisation, i.e. the dataset's mean colo
 
 Normalisation: x/255, then (x - mean) / std per channel. `augment.normalize` picks the statistics (`kinetics`,
 `arid`, `index` = computed from the training cache with `channel_stats`, `none`); explicit `augment.mean`/`std`
-override it.
+override it. `clip` standardises every clip by its own per-channel mean and std (over its real frames): it removes
+the brightness and contrast of the recording, which a network trained on few recording groups cannot learn to
+ignore (not in the paper; measured in docs/results.md).
 
 Optical flow (5-channel input: RGB, dx, dy). Flow frames are decoded with `darkaction.data.flow.decode_flow`
 (pixels at cache resolution), warped with the same matrix as the RGB frames, and the vectors themselves are
@@ -49,6 +51,10 @@ NORM_STATS: dict[str, tuple[tuple[float, float, float], tuple[float, float, floa
     "arid": ((0.0796, 0.0739, 0.0725), (0.1005, 0.0971, 0.0899)),
     "none": ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),
 }
+NORMALIZE_MODES = (*NORM_STATS, "index", "clip")
+# Per-clip standardisation never divides by less than this std (in [0, 1] units): a black or flat clip is not
+# blown up into amplified noise.
+MIN_CLIP_STD = 4.0 / 255.0
 BLANK_MODES = ("black", "zero")
 # Flow in pixels is divided by this so a typical motion of a few pixels lands near the +-1 spread of normalised RGB.
 FLOW_DIVISOR = 4.0
@@ -71,8 +77,10 @@ def resolve_stats(augment: Any, stats: tuple[Sequence[float], Sequence[float]] |
         mean, std = [float(v) for v in stats[0]], [float(v) for v in stats[1]]
     elif augment.normalize in NORM_STATS:
         mean, std = [list(v) for v in NORM_STATS[augment.normalize]]
+    elif augment.normalize == "clip":
+        mean, std = [0.0] * 3, [1.0] * 3  # x/255 only; ClipTransform standardises each clip by its own statistics
     else:
-        valid = ", ".join([*NORM_STATS, "index"])
+        valid = ", ".join(NORMALIZE_MODES)
         raise ConfigError(f"unknown augment.normalize '{augment.normalize}'; choose one of: {valid}")
     if min(std) <= 0:
         raise ConfigError(f"normalisation std must be positive, got {std}")
@@ -175,6 +183,18 @@ def warp_clip(frames: np.ndarray, m: np.ndarray, out_hw: tuple[int, int], border
     return out
 
 
+def standardize_clip(clip: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """(C,T,h,w) clip -> (clip - mean) / std per channel, the statistics taken over the `real` (T,) frames only
+    (padding blanks do not dilute them); std floored at MIN_CLIP_STD."""
+    frames = clip[:, real] if not bool(real.all()) else clip
+    if frames.shape[1] == 0:
+        return clip
+    flat = frames.reshape(clip.shape[0], -1)
+    mean = flat.mean(dim=1)
+    std = flat.std(dim=1, correction=0).clamp_min(MIN_CLIP_STD)
+    return clip.sub_(mean.view(-1, 1, 1, 1)).div_(std.view(-1, 1, 1, 1))
+
+
 class ClipTransform:
     """uint8 frames (T,H,W,3) + blank mask (T,) -> float32 clip (C,T,h,w), C = 3 (RGB) or 5 (RGB + flow dx, dy).
 
@@ -201,6 +221,7 @@ class ClipTransform:
         self.blank = blank
         self.out_hw = (int(augment.height), int(augment.width))
         mean, std = resolve_stats(augment, stats)
+        self.per_clip = augment.normalize == "clip" and not (augment.mean or augment.std)
         self.mean = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32).view(3, 1, 1, 1)
         self._scale = 1.0 / (255.0 * self.std)
@@ -241,6 +262,8 @@ class ClipTransform:
         # then x/255 and (x - mean)/std fused into one multiply-add: x * (1/(255 std)) - mean/std
         clip = torch.from_numpy(rgb).permute(3, 0, 1, 2).contiguous().float()
         clip.mul_(self._scale).add_(self._shift)
+        if self.per_clip:
+            clip = standardize_clip(clip, torch.from_numpy(real))
         if self.blank == "zero" and blank.any():
             clip[:, torch.from_numpy(blank)] = 0.0
         if flow is None:

@@ -17,12 +17,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from darkaction.config import Config
 from darkaction.enhance.base import Enhancer, build_curve_enhancer, build_enhancer, default_weights_path
 from darkaction.errors import DataError
-from darkaction.utils import atomic_write_bytes, write_json
+from darkaction.utils import atomic_write_bytes, progress_bar, write_json
 
 SIGNATURE_KEYS = ("src_bytes", "src_mtime_ns", "n_frames")
 
@@ -84,7 +83,7 @@ def enhance(cfg: Config, progress: bool = True) -> Path:
     skipped: list[dict] = []
     n_frames = 0
     t0 = time.perf_counter()
-    bar = tqdm(todo, desc=f"enhance {enhancer.fingerprint}", unit="video", disable=not progress)
+    bar = progress_bar(todo, desc=f"enhance {enhancer.fingerprint}", unit="video", disable=not progress)
     for r in bar:
         meta = raw.meta(r.video_id)
         try:
@@ -98,7 +97,7 @@ def enhance(cfg: Config, progress: bool = True) -> Path:
         meta.update(enhancer=enhancer.fingerprint, mean_brightness=float(frames.mean()))
         out.put(r.video_id, frames, meta)
         n_frames += len(frames)
-        bar.set_postfix(fps=f"{n_frames / max(time.perf_counter() - t0, 1e-9):.0f}")
+        bar.set_postfix(fps=f"{n_frames / max(time.perf_counter() - t0, 1e-9):.0f}", refresh=False)
     seconds = time.perf_counter() - t0
     write_json(out.root / "skipped.json", skipped)
     write_json(
@@ -172,7 +171,7 @@ def enhance_images(
     enh = build_curve_enhancer(method, weights, scale_factor=scale_factor, precision=precision, batch_size=1)
     out = Path(out_dir)
     written = []
-    for p in tqdm(paths, desc="enhance images", unit="image", disable=len(paths) < 4):
+    for p in progress_bar(paths, desc="enhance images", unit="image", disable=len(paths) < 4):
         img = read_image(p)[None]
         y = enh.enhance_float(img)[0]
         png = np.clip(np.round(np.clip(y, 0.0, 1.0) * 255.0), 0, 255).astype(np.uint8)

@@ -10,6 +10,7 @@ illumination; Adam lr 1e-4, weight decay 1e-4, gradient-norm clip 0.1 (official 
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from darkaction.config import Config, DCETrainConfig
 from darkaction.enhance.base import WEIGHTS_NAME, build_network, default_weights_path
 from darkaction.enhance.losses import LossWeights, zero_dce_loss
 from darkaction.errors import ConfigError, DataError
-from darkaction.utils import atomic_write_bytes, read_json, write_json
+from darkaction.utils import atomic_write_bytes, progress_bar, read_json, write_json
 
 CHECKPOINT_NAME = "checkpoint.pt"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
@@ -94,6 +95,28 @@ def _save_torch(obj, path: Path) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+def training_settings(tc: DCETrainConfig, method: str) -> dict:
+    """What decides the trained weights, apart from the number of epochs (a run may be extended) and where they go:
+    a checkpoint made with other settings is not resumed or reused."""
+    settings = dataclasses.asdict(tc)
+    settings.pop("out", None)
+    settings.pop("epochs", None)
+    settings["method"] = method
+    return settings
+
+
+def is_trained(out_dir: str | Path, tc: DCETrainConfig, method: str) -> bool:
+    """True when `out_dir` holds weights trained for all `tc.epochs` epochs with exactly these settings."""
+    ckpt_path = Path(out_dir) / CHECKPOINT_NAME
+    if not ((Path(out_dir) / WEIGHTS_NAME).is_file() and ckpt_path.is_file()):
+        return False
+    try:
+        ckpt = torch.load(ckpt_path, weights_only=True, map_location="cpu")
+    except Exception:  # unreadable / truncated checkpoint: train again
+        return False
+    return ckpt.get("settings") == training_settings(tc, method) and int(ckpt.get("epoch", -1)) + 1 >= tc.epochs
+
+
 def train_dce(
     images: list[np.ndarray],
     tc: DCETrainConfig,
@@ -117,11 +140,15 @@ def train_dce(
     weights = LossWeights(tc.w_tv, tc.w_spa, tc.w_col, tc.w_exp, tc.exposure, tc.exposure_patch, tc.loss_form)
     history: dict[str, list] = {"epoch": [], "total": [], "tv": [], "spa": [], "col": [], "exp": [], "brightness": []}
     start = 0
+    settings = training_settings(tc, method)
     ckpt_path = out / CHECKPOINT_NAME
-    if resume and ckpt_path.is_file():
-        ckpt = torch.load(ckpt_path, weights_only=True, map_location=device)
-        if ckpt.get("method") != method:
-            raise DataError(f"{ckpt_path}: checkpoint is for {ckpt.get('method')}, not {method}; use another out dir")
+    ckpt = torch.load(ckpt_path, weights_only=True, map_location=device) if resume and ckpt_path.is_file() else None
+    if ckpt is not None and ckpt.get("method") != method:
+        raise DataError(f"{ckpt_path}: checkpoint is for {ckpt.get('method')}, not {method}; use another out dir")
+    if ckpt is not None and ckpt.get("settings") != settings:
+        print(f"{ckpt_path}: made with other enhance.train settings; training again from scratch", flush=True)
+        ckpt = None
+    if ckpt is not None:
         net.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         history = ckpt["history"]
@@ -133,7 +160,8 @@ def train_dce(
     for epoch in range(start, tc.epochs):
         order = np.random.default_rng(tc.seed + epoch).permutation(n)  # per-epoch seed: resume gives the same order
         sums = dict.fromkeys(("total", "tv", "spa", "col", "exp", "brightness"), 0.0)
-        bar = tqdm(range(steps), desc=f"zero-dce epoch {epoch + 1}/{tc.epochs}", disable=not progress, leave=False)
+        desc = f"zero-dce epoch {epoch + 1}/{tc.epochs}"
+        bar = progress_bar(range(steps), desc=desc, disable=not progress, leave=False)
         for s in bar:
             x = _batch(images, order[s * bs : (s + 1) * bs], tc.image_size).to(device)
             y, r = net(x)
@@ -146,14 +174,21 @@ def train_dce(
             parts["brightness"] = float(y.detach().mean())
             for k in sums:
                 sums[k] += parts[k]
-            bar.set_postfix(loss=f"{parts['total']:.4f}", mean=f"{parts['brightness']:.3f}")
+            bar.set_postfix(loss=f"{parts['total']:.4f}", mean=f"{parts['brightness']:.3f}", refresh=False)
         history["epoch"].append(epoch + 1)
         for k, v in sums.items():
             history[k].append(v / max(steps, 1))
         state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
         _save_torch(state, out / WEIGHTS_NAME)
         _save_torch(
-            {"model": state, "optimizer": opt.state_dict(), "epoch": epoch, "history": history, "method": method},
+            {
+                "model": state,
+                "optimizer": opt.state_dict(),
+                "epoch": epoch,
+                "history": history,
+                "method": method,
+                "settings": settings,
+            },
             ckpt_path,
         )
         write_json(out / "history.json", history)

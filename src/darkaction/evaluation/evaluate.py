@@ -16,11 +16,10 @@ from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from darkaction.config import load_config
 from darkaction.errors import ConfigError, DataError
-from darkaction.utils import read_json, resolve_device, write_json
+from darkaction.utils import progress_bar, read_json, resolve_device, write_json
 
 
 def resolve_run(run: str | Path) -> tuple[Path, Path]:
@@ -138,7 +137,7 @@ def evaluate(
     ctx = autocast_for(cfg, device)
     all_probs, all_att, labels = [], [], []
     t0 = time.perf_counter()
-    for batch in tqdm(loader, desc=f"evaluate {split} ({k} views)", unit="video", disable=not progress or None):
+    for batch in progress_bar(loader, desc=f"evaluate {split} ({k} views)", unit="video", disable=not progress or None):
         probs, att = predict_views(model, batch["clip"].to(device), ctx)
         all_probs.append(probs)
         all_att.append(att)

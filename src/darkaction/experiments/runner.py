@@ -30,6 +30,7 @@ import yaml
 from darkaction.config import Config, SynthConfig, load_config, to_dict
 from darkaction.errors import ConfigError, DarkActionError
 from darkaction.experiments.tables import BRIGHT_SYNTH, PRESET_EXTRAS, PRESET_FILES, Row, Table, get_table, select_rows
+from darkaction.training.run import can_warm_up
 from darkaction.utils import read_json, write_json
 
 HMDB_CLASSES = ["run", "sit", "stand", "turn", "walk", "wave"]
@@ -181,6 +182,11 @@ class Plan:
         ov = [*PRESET_EXTRAS.get(self.preset, ()), *row.overrides, *self.overrides, *self.data_overrides(row)]
         ov += [f"seed={seed}", f"train.seed={seed}", f"experiment.preset={self.preset}"]
         cfg = load_config(base, ov)
+        if cfg.train.pretrain_epochs and not can_warm_up(cfg):
+            # SlowFast / EfficientNet / MRAN rows have no TGAP warm-up: they train from scratch for the same total
+            # number of epochs as the warmed-up rows
+            cfg.train.epochs += cfg.train.pretrain_epochs
+            cfg.train.pretrain_epochs = 0
         if cfg.enhance.train.out:
             cfg.enhance.train.out = str(Path(cfg.enhance.train.out) / cfg.enhance.method)
         return cfg
@@ -265,13 +271,15 @@ def _run_seed(row: Row, cfg: Config, seed_dir: Path, stages: Stages, done: set) 
 def run_table(table: Table, plan: Plan, rows: list[Row], seeds: int, stages: Stages, progress: bool) -> list[RowResult]:
     from tqdm import tqdm
 
+    from darkaction.utils import progress_bar
+
     results = [RowResult(table.number, r.key, r.name, r.paper) for r in rows]
     jobs = [(i, s) for i in range(len(rows)) for s in range(seeds)]
     done: set = set()
-    bar = tqdm(total=len(jobs), desc=f"table {table.number}", unit="run", disable=not progress)
+    bar = progress_bar(total=len(jobs), desc=f"table {table.number}", unit="run", disable=not progress)
     for i, s in jobs:
         row, res = rows[i], results[i]
-        bar.set_postfix_str(f"{row.key} seed {s}")
+        bar.set_postfix_str(f"{row.key} seed {s}", refresh=False)
         if res.status != "ok":  # an earlier seed showed the row cannot run
             bar.update(1)
             continue

@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import csv
 import io
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -130,7 +131,7 @@ def train(
             `build_model` and the data from the prepared, enhanced cache.
     """
     import lightning as L
-    from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+    from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
     from darkaction.training.datamodule import VideoDataModule
@@ -209,6 +210,8 @@ def train(
             PreciseBN(t.precise_bn),
             checkpoint,
             LearningRateMonitor(logging_interval="epoch"),
+            # in a log file (no terminal) one progress line per epoch instead of one per step
+            *([TQDMProgressBar(refresh_rate=10_000)] if t.progress and not sys.stderr.isatty() else []),
             *(callbacks or []),
         ],
         log_every_n_steps=max(1, min(50, t.batch_size)),
@@ -252,6 +255,11 @@ def pretrain_run_config(cfg):
     return pre
 
 
+def can_warm_up(cfg) -> bool:
+    """Whether `train.pretrain_epochs` applies: an R(2+1)D backbone under a bert or tgap head."""
+    return cfg.model.backbone in ("r2plus1d_18", "r2plus1d_34") and cfg.model.head in ("bert", "tgap")
+
+
 def pretrain_backbone(cfg, datamodule=None) -> Path:
     """Train (or finish, or reuse) the backbone warm-up run and return its last checkpoint, which `build_model`
     loads through `model.pretrained` (its `backbone.*` weights; the TGAP classifier is dropped)."""
@@ -260,7 +268,7 @@ def pretrain_backbone(cfg, datamodule=None) -> Path:
             f"train.pretrain_epochs={cfg.train.pretrain_epochs} warms up a backbone trained from scratch, but "
             f"model.pretrained={cfg.model.pretrained} already gives one; set one of them"
         )
-    if cfg.model.backbone not in ("r2plus1d_18", "r2plus1d_34") or cfg.model.head == "mran":
+    if not can_warm_up(cfg):
         raise ConfigError(
             f"train.pretrain_epochs warms up an R(2+1)D backbone for a bert / tgap head; "
             f"model.backbone={cfg.model.backbone}, model.head={cfg.model.head} is not supported"
