@@ -167,3 +167,14 @@ def test_clip_normalisation_removes_brightness_and_contrast_of_the_recording():
     # a flat (black) clip is not blown up: std is floored
     black = tf(np.zeros((2, 112, 112, 3), np.uint8))
     assert torch.count_nonzero(black) == 0
+
+
+def test_clip_normalisation_statistics_come_from_the_recording_not_the_augmented_borders():
+    frames = np.stack([_frame(seed=s) for s in range(3)]).clip(40, 255).astype(np.uint8)  # no black pixels
+    src = torch.from_numpy(frames).reshape(-1, 3).float() / 255
+    mean, std = src.mean(0), src.std(0, correction=0)
+    tf = ClipTransform(AugmentConfig(normalize="clip", rotation=30, translation=0.2), True, "black")
+    out = tf(frames, None, np.random.default_rng(0))
+    for c in range(3):
+        # the black border the rotation leaves is exactly (0 - mean) / std of the un-augmented clip
+        assert out[c].min() == pytest.approx(float(-mean[c] / std[c]), abs=1e-4)

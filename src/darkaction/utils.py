@@ -85,4 +85,5 @@ def progress_bar(iterable=None, **kwargs):
 
     if not sys.stderr.isatty():
         kwargs["mininterval"] = max(kwargs.get("mininterval", 0.1), 30.0)
+        kwargs["maxinterval"] = max(kwargs.get("maxinterval", 10.0), kwargs["mininterval"])  # else redraws every 10 s
     return tqdm(iterable, **kwargs)

@@ -23,9 +23,11 @@ tensor. `zero`: the frame is 0 AFTER normalisation, i.e. the dataset's mean colo
 
 Normalisation: x/255, then (x - mean) / std per channel. `augment.normalize` picks the statistics (`kinetics`,
 `arid`, `index` = computed from the training cache with `channel_stats`, `none`); explicit `augment.mean`/`std`
-override it. `clip` standardises every clip by its own per-channel mean and std (over its real frames): it removes
-the brightness and contrast of the recording, which a network trained on few recording groups cannot learn to
-ignore (not in the paper; measured in docs/results.md).
+override it. `clip` standardises every clip by its own per-channel mean and std (over its real frames, before the
+geometric augmentation): it removes the brightness and contrast of the recording, which a network trained on few
+recording groups cannot learn to ignore (not in the paper; measured in docs/results.md). Under `clip` a `black`
+blank is black relative to the clip's own statistics (real black frames would enter them, blanks do not), and a
+`zero` blank is the clip's own mean colour.
 
 Optical flow (5-channel input: RGB, dx, dy). Flow frames are decoded with `darkaction.data.flow.decode_flow`
 (pixels at cache resolution), warped with the same matrix as the RGB frames, and the vectors themselves are
@@ -183,16 +185,15 @@ def warp_clip(frames: np.ndarray, m: np.ndarray, out_hw: tuple[int, int], border
     return out
 
 
-def standardize_clip(clip: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
-    """(C,T,h,w) clip -> (clip - mean) / std per channel, the statistics taken over the `real` (T,) frames only
-    (padding blanks do not dilute them); std floored at MIN_CLIP_STD."""
-    frames = clip[:, real] if not bool(real.all()) else clip
-    if frames.shape[1] == 0:
-        return clip
-    flat = frames.reshape(clip.shape[0], -1)
-    mean = flat.mean(dim=1)
-    std = flat.std(dim=1, correction=0).clamp_min(MIN_CLIP_STD)
-    return clip.sub_(mean.view(-1, 1, 1, 1)).div_(std.view(-1, 1, 1, 1))
+def clip_statistics(frames: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std (in [0, 1], std floored at MIN_CLIP_STD) of uint8 frames (n,H,W,3): the recording's
+    own statistics for `augment.normalize: clip`, taken before the geometric augmentation so its black borders do not
+    enter them (evaluation has none)."""
+    if len(frames) == 0:
+        return torch.zeros(3), torch.ones(3)
+    px = torch.from_numpy(np.ascontiguousarray(frames)).reshape(-1, 3).float().div_(255.0)
+    std, mean = torch.std_mean(px, dim=0, correction=0)
+    return mean, std.clamp_min(MIN_CLIP_STD)
 
 
 class ClipTransform:
@@ -261,9 +262,11 @@ class ClipTransform:
         # (T,h,w,3) uint8 -> (3,T,h,w) float: reorder while still uint8 (4x less memory traffic than float),
         # then x/255 and (x - mean)/std fused into one multiply-add: x * (1/(255 std)) - mean/std
         clip = torch.from_numpy(rgb).permute(3, 0, 1, 2).contiguous().float()
-        clip.mul_(self._scale).add_(self._shift)
         if self.per_clip:
-            clip = standardize_clip(clip, torch.from_numpy(real))
+            mean, std = clip_statistics(frames[real])
+            clip.mul_((1.0 / (255.0 * std)).view(3, 1, 1, 1)).sub_((mean / std).view(3, 1, 1, 1))
+        else:
+            clip.mul_(self._scale).add_(self._shift)
         if self.blank == "zero" and blank.any():
             clip[:, torch.from_numpy(blank)] = 0.0
         if flow is None:

@@ -146,7 +146,8 @@ def train_dce(
     if ckpt is not None and ckpt.get("method") != method:
         raise DataError(f"{ckpt_path}: checkpoint is for {ckpt.get('method')}, not {method}; use another out dir")
     if ckpt is not None and ckpt.get("settings") != settings:
-        print(f"{ckpt_path}: made with other enhance.train settings; training again from scratch", flush=True)
+        if progress:
+            print(f"{ckpt_path}: no record of the same enhance.train settings; training again from scratch", flush=True)
         ckpt = None
     if ckpt is not None:
         net.load_state_dict(ckpt["model"])

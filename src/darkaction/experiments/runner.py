@@ -30,7 +30,6 @@ import yaml
 from darkaction.config import Config, SynthConfig, load_config, to_dict
 from darkaction.errors import ConfigError, DarkActionError
 from darkaction.experiments.tables import BRIGHT_SYNTH, PRESET_EXTRAS, PRESET_FILES, Row, Table, get_table, select_rows
-from darkaction.training.run import can_warm_up
 from darkaction.utils import read_json, write_json
 
 HMDB_CLASSES = ["run", "sit", "stand", "turn", "walk", "wave"]
@@ -47,13 +46,13 @@ def _prepare(cfg: Config) -> Any:
 
 
 def _enhance(cfg: Config) -> Any:
-    """Train Zero-DCE first when no weights exist, then enhance the cache (both resumable / skipped when done)."""
+    """Train Zero-DCE first unless weights trained with these settings exist, then enhance the cache (both resumable /
+    skipped when done)."""
     if cfg.enhance.method in ("zero-dce", "zero-dce++") and not cfg.enhance.weights:
         from darkaction.enhance.base import default_weights_path
+        from darkaction.enhance.train import enhance_train, is_trained
 
-        if not default_weights_path(cfg).is_file():
-            from darkaction.enhance.train import enhance_train
-
+        if not is_trained(default_weights_path(cfg).parent, cfg.enhance.train, cfg.enhance.method):
             enhance_train(cfg)
     from darkaction.enhance.run import enhance
 
@@ -177,12 +176,16 @@ class Plan:
         ov.append(f"enhance.train.out={self.out / 'enhancers'}")
         return ov
 
-    def config_for(self, row: Row, seed: int) -> Config:
+    def loaded(self, row: Row, seed: int) -> Config:
+        """The row's config as the preset, the row and the user's overrides give it."""
         base = self.config or str(preset_file(self.preset))
         ov = [*PRESET_EXTRAS.get(self.preset, ()), *row.overrides, *self.overrides, *self.data_overrides(row)]
         ov += [f"seed={seed}", f"train.seed={seed}", f"experiment.preset={self.preset}"]
-        cfg = load_config(base, ov)
-        if cfg.train.pretrain_epochs and not can_warm_up(cfg):
+        return load_config(base, ov)
+
+    def config_for(self, row: Row, seed: int) -> Config:
+        cfg = self.loaded(row, seed)
+        if lacks_warm_up(cfg):
             # SlowFast / EfficientNet / MRAN rows have no TGAP warm-up: they train from scratch for the same total
             # number of epochs as the warmed-up rows
             cfg.train.epochs += cfg.train.pretrain_epochs
@@ -190,6 +193,13 @@ class Plan:
         if cfg.enhance.train.out:
             cfg.enhance.train.out = str(Path(cfg.enhance.train.out) / cfg.enhance.method)
         return cfg
+
+
+def lacks_warm_up(cfg: Config) -> bool:
+    """The config asks for a backbone warm-up (`train.pretrain_epochs`) that its model does not have."""
+    from darkaction.training.run import can_warm_up
+
+    return bool(cfg.train.pretrain_epochs) and not can_warm_up(cfg)
 
 
 def _bright_synth(plan: Plan, stages: Stages) -> Path:
@@ -369,6 +379,13 @@ def experiment(
         )
     if tab.note:
         notes.append(tab.note)
+    cold = [r for r in chosen if lacks_warm_up(plan.loaded(r, 0))]
+    if cold:
+        c = plan.config_for(cold[0], 0)
+        notes.append(
+            f"{', '.join(r.name for r in cold)}: no TGAP warm-up of the backbone exists for this model; trained from "
+            f"scratch for {c.train.epochs} epochs, the warm-up plus training epochs of the other rows."
+        )
     results = run_table(tab, plan, chosen, seeds, stages, progress)
     paths = write_table(tab, results, out, preset=preset, seeds=seeds, notes=notes)
     return {"table": tab.number, "rows": results, "paths": paths}

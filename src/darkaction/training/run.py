@@ -131,7 +131,7 @@ def train(
             `build_model` and the data from the prepared, enhanced cache.
     """
     import lightning as L
-    from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
+    from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, ProgressBar, TQDMProgressBar
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
     from darkaction.training.datamodule import VideoDataModule
@@ -186,6 +186,7 @@ def train(
         enable_version_counter=False,
     )
     precision = resolve_precision(t.precision, t.accelerator)
+    own_bar = any(isinstance(c, ProgressBar) for c in callbacks or [])
     old_rows = _read_csv_rows(run_dir / "metrics.csv") if resume else []
     trainer = L.Trainer(
         default_root_dir=run_dir,
@@ -210,8 +211,9 @@ def train(
             PreciseBN(t.precise_bn),
             checkpoint,
             LearningRateMonitor(logging_interval="epoch"),
-            # in a log file (no terminal) one progress line per epoch instead of one per step
-            *([TQDMProgressBar(refresh_rate=10_000)] if t.progress and not sys.stderr.isatty() else []),
+            # in a log file (no terminal) one progress line per epoch instead of one per step (Lightning's bar
+            # writes to stdout)
+            *([TQDMProgressBar(refresh_rate=10_000)] if t.progress and not sys.stdout.isatty() and not own_bar else []),
             *(callbacks or []),
         ],
         log_every_n_steps=max(1, min(50, t.batch_size)),
