@@ -27,7 +27,7 @@ def test_demo_config_is_the_papers_method_at_cpu_size():
 def test_train_state_detects_done_resume_fresh(tmp_path):
     import torch
 
-    from darkaction.demo import _train_state
+    from darkaction.training.run import train_state as _train_state
 
     assert _train_state(tmp_path, 5) == "fresh"
     (tmp_path / "checkpoints").mkdir()

@@ -37,13 +37,6 @@ def _synth_is_current(cfg) -> bool:
         return False
 
 
-def _train_state(run_dir: Path, epochs: int) -> str:
-    """'done', 'resume' or 'fresh' for the run's last.ckpt."""
-    from darkaction.training.run import train_state
-
-    return train_state(run_dir, epochs)
-
-
 def demo(cfg) -> Path:
     """Run every stage for `cfg` (the demo config) and return the run directory."""
     from darkaction.data.prepare import prepare
@@ -52,7 +45,7 @@ def demo(cfg) -> Path:
     from darkaction.enhance.run import enhance
     from darkaction.enhance.train import enhance_train, is_trained
     from darkaction.evaluation.evaluate import evaluate
-    from darkaction.training.run import train
+    from darkaction.training.run import train, train_state
 
     times: dict[str, float] = {}
     start = time.perf_counter()
@@ -84,7 +77,7 @@ def demo(cfg) -> Path:
 
     run_dir = cfg.resolved_run_dir()
     t = _stage(f"train -> {run_dir}")
-    state = _train_state(run_dir, cfg.train.epochs)
+    state = train_state(run_dir, cfg.train.epochs)
     if state == "done":
         print(f"already trained ({run_dir / 'checkpoints' / 'last.ckpt'}); skipped")
     else:

@@ -87,11 +87,9 @@ def build_flow_cache(cfg, workers: int | None = None, progress: bool = True) -> 
     folder."""
     from concurrent.futures import ProcessPoolExecutor
 
-    from darkaction.utils import progress_bar
-
     from darkaction.data.cache import FrameCache, source_signature
     from darkaction.enhance.run import training_cache
-    from darkaction.utils import write_json
+    from darkaction.utils import progress_bar, write_json
 
     source = training_cache(cfg)
     source_root = Path(source.root)

@@ -262,11 +262,11 @@ class ClipTransform:
         # (T,h,w,3) uint8 -> (3,T,h,w) float: reorder while still uint8 (4x less memory traffic than float),
         # then x/255 and (x - mean)/std fused into one multiply-add: x * (1/(255 std)) - mean/std
         clip = torch.from_numpy(rgb).permute(3, 0, 1, 2).contiguous().float()
-        if self.per_clip:
-            mean, std = clip_statistics(frames[real])
-            clip.mul_((1.0 / (255.0 * std)).view(3, 1, 1, 1)).sub_((mean / std).view(3, 1, 1, 1))
-        else:
-            clip.mul_(self._scale).add_(self._shift)
+        scale, shift = self._scale, self._shift
+        if self.per_clip:  # the same multiply-add with this clip's own statistics
+            mean, std = clip_statistics(frames if real.all() else frames[real])
+            scale, shift = (1.0 / (255.0 * std)).view(3, 1, 1, 1), (-mean / std).view(3, 1, 1, 1)
+        clip.mul_(scale).add_(shift)
         if self.blank == "zero" and blank.any():
             clip[:, torch.from_numpy(blank)] = 0.0
         if flow is None:

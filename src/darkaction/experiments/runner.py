@@ -379,12 +379,12 @@ def experiment(
         )
     if tab.note:
         notes.append(tab.note)
-    cold = [r for r in chosen if lacks_warm_up(plan.loaded(r, 0))]
+    cold = [(r, c) for r, c in ((r, plan.loaded(r, 0)) for r in chosen) if lacks_warm_up(c)]
     if cold:
-        c = plan.config_for(cold[0], 0)
+        epochs = cold[0][1].train.pretrain_epochs + cold[0][1].train.epochs
         notes.append(
-            f"{', '.join(r.name for r in cold)}: no TGAP warm-up of the backbone exists for this model; trained from "
-            f"scratch for {c.train.epochs} epochs, the warm-up plus training epochs of the other rows."
+            f"{', '.join(r.name for r, _ in cold)}: no TGAP warm-up of the backbone exists for this model; trained "
+            f"from scratch for {epochs} epochs, the warm-up plus training epochs of the other rows."
         )
     results = run_table(tab, plan, chosen, seeds, stages, progress)
     paths = write_table(tab, results, out, preset=preset, seeds=seeds, notes=notes)
