@@ -173,3 +173,13 @@ def test_model_info_cli_paper_config(capsys):
 def test_model_info_cli_bad_key_exits_2(capsys):
     assert main(["model-info", "--set", "model.backbone=resnet"]) == 2
     assert "model.backbone 'resnet' is unknown" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("preset", sorted(p.name for p in CONFIGS.glob("*.yaml")))
+def test_every_shipped_preset_gives_the_temporal_head_at_least_8_time_steps(preset, capsys):
+    # the paper: 64 frames -> 8 BERT tokens; a CPU preset may be small but keeps the shape of the computation
+    cfg = load_config(CONFIGS / preset)
+    info = model_info(cfg, num_classes=6)
+    assert info["temporal_tokens"] >= 8, f"{preset}: {info['temporal_tokens']} time steps into the head"
+    assert main(["model-info", "--config", str(CONFIGS / preset)]) == 0
+    assert f"tokens     {info['temporal_tokens']} time steps" in capsys.readouterr().out

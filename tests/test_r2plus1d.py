@@ -158,3 +158,35 @@ def test_bf16_temporal_conv_gradient_is_finite_and_right_at_two_time_steps():
     torch.nn.functional.conv3d(x, w, padding=(1, 0, 0)).square().sum().backward()
     assert torch.isfinite(conv.weight.grad).all()
     torch.testing.assert_close(conv.weight.grad, w.grad, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "strides, T, expect", [((2, 2, 2), 64, 8), ((2, 2, 2), 16, 2), ((2, 1, 1), 16, 8), ((1, 1, 1), 16, 16)]
+)
+def test_temporal_strides_set_the_time_steps_and_keep_every_weight_shape(strides, T, expect):
+    torch.manual_seed(0)
+    model = r2plus1d_18(width=0.125, ig65m_midplanes=False, temporal_strides=strides).eval()
+    assert temporal_size(T, strides) == expect
+    with torch.no_grad():
+        out = model(torch.randn(1, 3, T, 32, 32))
+    assert out.shape == (1, 64, expect, 2, 2)  # 512 x 0.125 channels
+    # strides change no weight: a paper-strided model's state dict loads as is
+    paper = r2plus1d_18(width=0.125, ig65m_midplanes=False)
+    assert {k: v.shape for k, v in paper.state_dict().items()} == {k: v.shape for k, v in model.state_dict().items()}
+    model.load_state_dict(paper.state_dict())
+    # the temporal stride sits in the temporal conv and the shortcut of each stage's first block, nowhere else
+    for i, s in enumerate(strides):
+        block = getattr(model, f"layer{i + 2}")[0]
+        assert block.conv1[0][3].stride == (s, 1, 1) and block.conv1[0][0].stride == (1, 2, 2)
+        assert block.downsample[0].stride == (s, 2, 2)
+
+
+def test_bad_temporal_strides_are_errors():
+    from darkaction.config import ModelConfig
+    from darkaction.errors import ConfigError
+    from darkaction.models.r2plus1d import build_backbone
+
+    with pytest.raises(ValueError, match="each 1 or 2"):
+        r2plus1d_18(width=0.125, temporal_strides=(2, 3, 1))
+    with pytest.raises(ConfigError, match="model.temporal_strides"):
+        build_backbone(ModelConfig(backbone="r2plus1d_18", temporal_strides=[2, 2]))

@@ -161,11 +161,11 @@ def test_errors_are_actionable():
 
 
 def test_sampler_params_prefers_explicit_config():
-    cfg = SamplingConfig()
+    cfg = SamplingConfig(alpha=4.0)
     assert sampler_params(cfg, 33, 225) == {"beta": 0.0, "gamma": 1.5, "alpha": 4.0, "n_min": 33, "n_max": 225}
     cfg.n_max = 300
     assert sampler_params(cfg, 33, 225)["n_max"] == 300
-    assert sampler_params(SamplingConfig())["n_max"] is None
+    assert sampler_params(SamplingConfig(alpha=4.0))["n_max"] is None
     with pytest.raises(ConfigError):
         sampler_params(SamplingConfig(strategy="nope"))
 
@@ -191,3 +191,46 @@ def test_cli_sample_writes_film_strip(tmp_path):
     strip = cv2.imread(str(png))
     assert strip is not None and strip.shape[0] > 50 and strip.shape[1] > 16 * 40
     assert main(["sample", "--video", str(video), "--strategy", "constant", "--out", str(png)]) == 2
+
+
+def test_alpha_auto_is_n_max_over_T_rounded_up_to_a_tenth():
+    from darkaction.data.sampling import auto_alpha, resolve_alpha
+
+    # ARID: 225 frames at T=64 -> 3.6 (the paper's 4 also covers it); at T=16 -> 14.1
+    assert sampler_params(SamplingConfig(), 33, 225)["alpha"] == 3.6
+    assert auto_alpha(225, 16) == 14.1
+    assert auto_alpha(64, 16) == 4.0  # exact multiples are not pushed up by float noise
+    assert resolve_alpha(" Auto ", 160, 16) == 10.0
+    assert resolve_alpha(2.5, None, 16) == 2.5
+    with pytest.raises(ConfigError, match="number or 'auto'"):
+        resolve_alpha("max", 225, 16)
+    with pytest.raises(ConfigError, match="longest training video"):
+        sampler_params(SamplingConfig())
+
+
+@pytest.mark.parametrize("T", [8, 16, 64])
+def test_alpha_auto_never_crops_a_training_clip(T):
+    from darkaction.data.sampling import auto_alpha, cropped
+
+    rng = np.random.default_rng(T)
+    lengths = rng.integers(16, 400, size=200).tolist()
+    alpha = auto_alpha(max(lengths), T)
+    assert cropped(lengths, T, alpha) == 0
+    for n in lengths:
+        for _ in range(5):
+            plan = delta_plan(n, T, rng, beta=0.0, gamma=1.5, alpha=alpha)
+            assert not plan.cropped
+            idx = plan.indices()
+            real = idx[idx >= 0]
+            # the whole clip is covered: from its first frame to within one step (rate S) of its last
+            assert real[0] == 0 and real[-1] >= n - 1 - plan.rate
+    # a fixed cap below N_max / T crops exactly the clips longer than alpha * T
+    assert cropped(lengths, T, 4.0) == sum(n > 4 * T for n in lengths)
+
+
+def test_config_reads_alpha_as_number_or_auto():
+    from darkaction.config import load_config
+
+    assert load_config(overrides=["sampling.alpha=4"]).sampling.alpha == 4.0
+    assert load_config(overrides=["sampling.alpha=auto"]).sampling.alpha == "auto"
+    assert load_config().sampling.alpha == "auto"

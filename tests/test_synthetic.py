@@ -261,7 +261,7 @@ def test_cli_synth_with_preview(tmp_path: Path) -> None:
     "override",
     [
         "synth.width=63",
-        "synth.classes=[Jump]",
+        "synth.classes=[Dance]",
         "synth.brightness=[40, 10]",
         "synth.min_frames=300",  # above max_frames (225)
         "synth.reps=0",

@@ -57,11 +57,18 @@ def _add_synth(sub) -> None:
     p.add_argument("--seed", type=int, help="random seed (synth.seed); the same seed gives byte-identical files")
     p.add_argument("--preview", action="store_true", help="also write a brightened contact sheet preview.png")
     p.add_argument("--workers", type=int, help="processes rendering clips (synth.workers); the output is the same")
+    p.add_argument(
+        "--profile",
+        help="named settings: default | arid (ARID 1.1's structure: 320x240, 30 fps, 33-225 frames, 16 train "
+        "groups x 3 takes, 5 test groups x 4 takes, small people, 2-55/255 and some nearly black clips) | arid-val "
+        "(the same structure, another seed and other render settings) | pretrain (the bright 14-motion corpus of "
+        "`darkaction pretrain`); synth.* keys in the config or --set override its values",
+    )
     p.set_defaults(func=_run_synth)
 
 
 def _run_synth(args: argparse.Namespace) -> int:
-    extra = []
+    extra = [f"synth.profile={args.profile}"] if args.profile else []
     if args.out:
         extra.append(f"synth.out={args.out}")
     if args.seed is not None:
@@ -235,13 +242,16 @@ def _run_sample(args: argparse.Namespace) -> int:
     cfg = _load(args, extra)
     import numpy as np
 
-    from darkaction.data.sampling import film_strip, sample_views, sampler_params
+    from darkaction.data.sampling import film_strip, resolve_alpha, sample_views, sampler_params
     from darkaction.data.video import decode
     from darkaction.utils import atomic_write_bytes
 
-    params = sampler_params(cfg.sampling)
     frames, _ = decode(args.video, resize="short_side", short_side=96)
     n, T = len(frames), cfg.sampling.T
+    if isinstance(cfg.sampling.alpha, str) and not cfg.sampling.n_max:
+        # alpha: auto without a training index: this video's own length stands in for N_max
+        cfg.sampling.alpha = resolve_alpha(cfg.sampling.alpha, n, T)
+    params = sampler_params(cfg.sampling)
     views = sample_views(cfg.sampling.strategy, n, T, max(1, args.views), args.seed, **params)
     strips = []
     for v, idx in enumerate(views):
@@ -312,6 +322,36 @@ def _run_train(args: argparse.Namespace) -> int:
 
     run_dir = train(cfg, resume=args.resume)
     print(f"run written to {run_dir} (checkpoints/best.ckpt, metrics.csv, report.md)")
+    return 0
+
+
+def _add_pretrain(sub) -> None:
+    p = sub.add_parser(
+        "pretrain",
+        help="pretrain a backbone on the synthetic motion corpus (the CPU stand-in for IG65M weights)",
+        description="Render the bright 14-motion synthetic corpus (synth.profile: pretrain), train a TGAP model on it "
+        "and write its backbone in torchvision's key layout to a .pth file (+ .json with sha256, command and "
+        "config) that model.pretrained loads. configs/pretrain.yaml unless --config; every stage resumes.",
+    )
+    _config_args(p)
+    p.add_argument("--out", help="weights file (default weights/<backbone>_w<width>_<name>.pth)")
+    p.set_defaults(func=_run_pretrain)
+
+
+def _run_pretrain(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from darkaction.config import load_config
+    from darkaction.errors import ConfigError
+    from darkaction.training.pretrain import DEFAULT_CONFIG, pretrain
+
+    path = args.config or DEFAULT_CONFIG
+    if not Path(path).is_file():
+        raise ConfigError(f"{path} not found; pass --config configs/pretrain.yaml")
+    words = ["darkaction pretrain", *(["--config", str(args.config)] if args.config else [])]
+    words += [f"--set {o}" for o in args.overrides] + (["--out", args.out] if args.out else [])
+    command = " ".join(words)
+    pretrain(load_config(path, list(args.overrides)), out=args.out, command=command)
     return 0
 
 
@@ -486,6 +526,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_sample,
         _add_model_info,
         _add_train,
+        _add_pretrain,
         _add_evaluate,
         _add_predict,
         _add_experiment,

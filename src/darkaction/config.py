@@ -79,8 +79,46 @@ class SynthConfig:
     figure_scale: float = 1.0  # multiplies the figure's size (and limb thickness) in the picture; 1 = standing ~0.46 H
     noise: float = 1.0  # scales shot and read noise; 0 = clean
     crf: int = 23  # H.264 quality
+    # which named profile these settings came from (`synth --profile`: default | arid | arid-val | pretrain)
+    profile: str = "default"
+    test_reps: int = 0  # clips per (class, test group); 0 = reps
+    figure_height: list[float] = field(default_factory=list)  # [lo, hi] standing height / frame height per group
+    dark_fraction: float = 0.0  # share of clips that are nearly black (mean 0.5-2.5 / 255)
+    action_fraction: list[float] = field(default_factory=lambda: [0.45, 0.75])  # share of the clip the action takes
+    length_bias: bool = True  # train clip lengths depend on the class (ARID's confound); test lengths never do
     preview: bool = False
     workers: int = 2  # processes rendering clips in parallel (1 = in this process); output is identical either way
+
+
+# Named settings of the synthetic dataset: `synth.profile: NAME` (or `darkaction synth --profile NAME`) fills every
+# synth key the config does not set itself. `arid` has the structure of
+# ARID 1.1 track 1 (320x240, 30 fps, 33-225 frames, few recording groups repeated, small people in the dark);
+# `arid-val` is the same structure with another seed and other render settings, for validating a preset on data it
+# was not tuned on; `pretrain` is the bright, many-group corpus of 14 motion kinds the backbone is pretrained on
+# (`darkaction pretrain`), with seeds, sizes, brightness and noise that the evaluation profiles do not share.
+SYNTH_PROFILES: dict[str, dict] = {
+    "default": {},
+    "arid": {
+        "seed": 0, "width": 320, "height": 240, "fps": 30, "min_frames": 33, "max_frames": 225,
+        "train_groups": 16, "test_groups": 5, "reps": 3, "test_reps": 4,
+        "brightness": [2.0, 55.0], "dark_fraction": 0.2, "figure_height": [0.35, 0.7],
+        "action_fraction": [0.35, 0.75], "noise": 1.0, "crf": 23, "figure_scale": 1.0,
+    },
+    "arid-val": {
+        "seed": 101, "width": 320, "height": 240, "fps": 30, "min_frames": 33, "max_frames": 225,
+        "train_groups": 16, "test_groups": 5, "reps": 3, "test_reps": 4,
+        "brightness": [3.0, 40.0], "dark_fraction": 0.1, "figure_height": [0.3, 0.6],
+        "action_fraction": [0.45, 0.85], "noise": 1.6, "crf": 28, "figure_scale": 1.0,
+    },
+    "pretrain": {
+        "seed": 7919, "width": 160, "height": 120, "fps": 30, "min_frames": 33, "max_frames": 150,
+        "classes": ["Run", "Sit", "Stand", "Turn", "Walk", "Wave",
+                    "Jump", "Squat", "Bow", "Kick", "Clap", "Punch", "RaiseArms", "Sidestep"],
+        "train_groups": 80, "test_groups": 4, "reps": 1, "test_reps": 1,
+        "brightness": [60.0, 150.0], "dark_fraction": 0.0, "figure_height": [0.3, 0.75],
+        "action_fraction": [0.4, 0.9], "noise": 0.3, "crf": 23, "figure_scale": 1.0, "length_bias": False,
+    },
+}  # fmt: skip
 
 
 @dataclass
@@ -125,7 +163,9 @@ class SamplingConfig:
     T: int = 64
     beta: float = 0.0
     gamma: float = 1.5
-    alpha: float = 4.0
+    # the maximum sampling rate; auto = N_max / T over the training split, rounded up to 0.1, so that no training
+    # clip is cropped (the paper's 4 with T=64 and ARID's 225-frame maximum); the run's config records the value
+    alpha: float | str = "auto"
     n_min: int = 0  # 0 = from the training index
     n_max: int = 0  # 0 = from the training index
     test_strategy: str = ""  # "" = same as strategy
@@ -152,6 +192,9 @@ class ModelConfig:
     head: str = "bert"  # bert | tgap | mran
     ig65m_midplanes: bool = True  # IG65M's Caffe2 mid-channel counts (paper weights); False = torchvision's rule
     width: float = 1.0  # channel multiplier (1.0 = 64..512); smaller for CPU-sized models
+    # R(2+1)D strides over time of layers 2-4 (paper: 2,2,2 -> T/8 BERT tokens); 1s keep the head's >= 8 time steps
+    # for short CPU-sized clips (T=16 with [2, 1, 1] -> 8)
+    temporal_strides: list[int] = field(default_factory=lambda: [2, 2, 2])
     se: bool = False  # squeeze-excitation (reduction 16) after every block's second conv (Table 2 baseline)
     in_channels: int = 3  # 3 = RGB, 5 = RGB + 2 optical-flow channels
     pretrained: str = ""  # local torchvision / IG65M state dict; fc is replaced, an RGB stem inflated for 5 channels
@@ -279,7 +322,13 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         if value is None:
             return None
-        return _coerce(value, args[0], where)
+        # the first type the value fits (float | str: 4 -> 4.0, "auto" -> "auto")
+        for arg in args[:-1]:
+            try:
+                return _coerce(value, arg, where)
+            except ConfigError:
+                continue
+        return _coerce(value, args[-1], where)
     if tp is Any:
         return value
     if tp is bool:
@@ -370,7 +419,19 @@ def load_config(path: str | os.PathLike | None = None, overrides: list[str] | No
             raise ConfigError(f"{p}: a config must be a mapping of sections")
     for ov in overrides or []:
         apply_override(data, ov)
+    _expand_synth_profile(data)
     return config_from_dict(data)
+
+
+def _expand_synth_profile(data: dict) -> None:
+    """`synth.profile: NAME`: the profile's settings under whatever the config and overrides set themselves."""
+    synth = data.get("synth")
+    if not isinstance(synth, dict) or synth.get("profile") in (None, "", "default"):
+        return
+    name = str(synth["profile"])
+    if name not in SYNTH_PROFILES:
+        raise ConfigError(f"synth.profile {name!r} is unknown; choose one of: {', '.join(SYNTH_PROFILES)}")
+    data["synth"] = {**SYNTH_PROFILES[name], **synth}
 
 
 def save_config(cfg: Config, path: str | os.PathLike) -> Path:

@@ -22,7 +22,8 @@ def _stage(name: str) -> float:
     return time.perf_counter()
 
 
-def _synth_is_current(cfg) -> bool:
+def synth_is_current(cfg) -> bool:
+    """Whether `cfg.synth.out` holds a complete synthetic dataset made with exactly `cfg.synth`'s settings."""
     from darkaction.data import synthetic
     from darkaction.utils import read_json
 
@@ -51,7 +52,7 @@ def demo(cfg) -> Path:
     start = time.perf_counter()
 
     t = _stage(f"synthetic dataset -> {cfg.synth.out}")
-    if cfg.data.source.format == "synth" and not _synth_is_current(cfg):
+    if cfg.data.source.format == "synth" and not synth_is_current(cfg):
         synth(cfg.synth)
     else:
         print("already generated; skipped")

@@ -193,6 +193,26 @@ def read_mapping_table(path: Path | None) -> list[str]:
 _Raw = tuple[str, int, str, Path, "str | None", str]
 
 
+def _synth_class_names(root: Path, ids: list[str]) -> list[str]:
+    """ARID's names by id, extended by the ids a synthetic dataset's metadata.json gives (the pretraining corpus's
+    motions are numbered after ARID's eleven classes)."""
+    meta = root / "metadata.json"
+    if not meta.is_file():
+        return ids
+    import json
+
+    try:
+        extra = json.loads(meta.read_text()).get("class_ids", {})
+    except (ValueError, AttributeError):
+        return ids
+    names = list(ids)
+    for name, cid in extra.items():
+        if isinstance(cid, int) and cid >= 0:
+            names += [""] * (cid + 1 - len(names))
+            names[cid] = names[cid] or str(name)
+    return names
+
+
 def _read_lines(path: Path) -> list[str]:
     try:
         text = path.read_text(encoding="utf-8-sig")
@@ -357,6 +377,7 @@ def _parse_source(src, root: Path) -> Iterator[_Raw | Skipped]:
     if fmt in ("synth", "arid-csv"):
         ids = read_mapping_table(Path(src.mapping) if src.mapping else None)
         if fmt == "synth":
+            ids = _synth_class_names(root, ids)
             train, test = ("train.csv", "test.csv")
             base_train = base_test = root / "videos"
         else:

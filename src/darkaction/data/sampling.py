@@ -193,6 +193,30 @@ def sample_views(strategy: str, n_frames: int, T: int, k: int, seed: int | Seque
     return np.stack([sample(strategy, n_frames, T, rng, **params) for _ in range(int(k))])
 
 
+def auto_alpha(n_max: int, T: int) -> float:
+    """`sampling.alpha: auto`: N_max / T rounded up to 0.1, the smallest such cap that crops no training clip."""
+    return math.ceil(round(10.0 * n_max / T, 6)) / 10.0
+
+
+def resolve_alpha(alpha: float | str, n_max: int | None, T: int) -> float:
+    """`sampling.alpha` as a number: a number as is, "auto" from the training split's longest video (`auto_alpha`)."""
+    if isinstance(alpha, str):
+        if alpha.strip().lower() != "auto":
+            raise ConfigError(f"sampling.alpha must be a number or 'auto', got {alpha!r}")
+        if not n_max:
+            raise ConfigError(
+                "sampling.alpha: auto needs the longest training video's frame count (sampling.n_max, or the "
+                "training index); set sampling.alpha to a number to sample without one"
+            )
+        return auto_alpha(int(n_max), int(T))
+    return float(alpha)
+
+
+def cropped(lengths: Any, T: int, alpha: float) -> int:
+    """How many clips of these frame counts delta sampling crops: those longer than alpha * T."""
+    return int(sum(1 for n in lengths if n > alpha * T + _EPS))
+
+
 def sampler_params(sampling: Any, n_min: int | None = None, n_max: int | None = None) -> dict:
     """Keyword arguments of `sample` from a `SamplingConfig`.
 
@@ -205,12 +229,13 @@ def sampler_params(sampling: Any, n_min: int | None = None, n_max: int | None = 
     test = getattr(sampling, "test_strategy", "")
     if test and test not in STRATEGIES:
         raise ConfigError(f"unknown sampling.test_strategy '{test}'; choose one of: {', '.join(STRATEGIES)}")
+    n_max = int(sampling.n_max) if sampling.n_max else (int(n_max) if n_max else None)
     return {
         "beta": float(sampling.beta),
         "gamma": float(sampling.gamma),
-        "alpha": float(sampling.alpha),
+        "alpha": resolve_alpha(sampling.alpha, n_max, sampling.T),
         "n_min": int(sampling.n_min) if sampling.n_min else (int(n_min) if n_min else None),
-        "n_max": int(sampling.n_max) if sampling.n_max else (int(n_max) if n_max else None),
+        "n_max": n_max,
     }
 
 

@@ -127,12 +127,32 @@ def _save(fig, path: Path) -> Path:
     return atomic_write_bytes(path, buf.getvalue())
 
 
+def cropping(lengths: dict[str, dict[str, list[int]]], sampling) -> dict[str, Any]:
+    """Clips per split that delta sampling at `sampling.T` and `sampling.alpha` would crop (auto resolved from the
+    training split's longest clip). {} when there is no training split to resolve `alpha: auto` from."""
+    from darkaction.data.sampling import cropped, resolve_alpha
+
+    train = [n for v in lengths.get("train", {}).values() for n in v]
+    n_max = sampling.n_max or (max(train) if train else 0)
+    if isinstance(sampling.alpha, str) and not n_max:
+        return {}
+    alpha = resolve_alpha(sampling.alpha, n_max, sampling.T)
+    return {
+        "T": int(sampling.T),
+        "alpha": alpha,
+        "alpha_setting": str(sampling.alpha),
+        "cropped": {split: cropped([n for v in per.values() for n in v], sampling.T, alpha)
+                    for split, per in lengths.items()},
+    }  # fmt: skip
+
+
 def stats(cfg, progress: bool = True) -> Path:
     """Statistics of the prepared dataset for `cfg` into `<prepared>/stats/`; returns that folder."""
     from darkaction.data.prepare import open_prepared
 
     index, cache = open_prepared(cfg)
     s = compute_stats(index, cache)
+    s["cropping"] = cropping(s["_lengths"], cfg.sampling)
     out = Path(cfg.data.prepared) / "stats"
     write_stats(s, out)
     if progress:
@@ -143,5 +163,9 @@ def stats(cfg, progress: bool = True) -> Path:
                   f"max {f['max']:.0f}; {100 * d['fraction_shorter_than_64']:.1f}% shorter than 64")  # fmt: skip
         if "train_channel_mean" in s:
             print(f"train channel mean {s['train_channel_mean']} std {s['train_channel_std']}")
+        c = s["cropping"]
+        if c:
+            per = ", ".join(f"{split} {n} of {s['splits'][split]['clips']}" for split, n in c["cropped"].items())
+            print(f"delta sampling at T={c['T']}, alpha {c['alpha']:g} ({c['alpha_setting']}): clips cropped: {per}")
         print(f"statistics written to {out}")
     return out

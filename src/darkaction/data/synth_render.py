@@ -194,6 +194,112 @@ def _turn(a: dict, p: np.ndarray, motion: dict) -> None:
     a["knee_r"] = a["knee_r"] + env * 0.7 * np.maximum(0, -steps)
 
 
+# ---- motions of the pretraining corpus only (`synth --profile pretrain`): more kinds than the six ARID classes, so
+# a backbone pretrained on them learns limbs and bodies in motion in general, not the target classes.
+
+
+def _bump(p: np.ndarray, ramp: float = 0.2) -> np.ndarray:
+    """0 -> 1 over the first `ramp` of the action, 1, then back to 0 over the last `ramp`; 0 outside."""
+    up = _smooth(np.clip(p / ramp, 0, 1)) * _smooth(np.clip((1 - p) / ramp, 0, 1))
+    return np.where((p > 0) & (p < 1), up, 0.0)
+
+
+def _repeats(p: np.ndarray, motion: dict) -> np.ndarray:
+    """0..1 cycles: 0.5 - 0.5 cos over `motion['reps']` repetitions inside the action, 0 outside."""
+    cyc = 0.5 - 0.5 * np.cos(2 * np.pi * motion["reps"] * p)
+    return np.where((p > 0) & (p < 1), cyc, 0.0)
+
+
+def _jump(a: dict, p: np.ndarray, motion: dict, body: Body) -> None:
+    """Jump on the spot: crouch, push off with the arms swinging up, fly, land."""
+    ph = np.where((p > 0) & (p < 1), np.sin(2 * np.pi * motion["reps"] * p), 0.0)
+    crouch, air = np.maximum(0.0, -ph), np.maximum(0.0, ph)
+    for side in ("l", "r"):
+        a[f"thigh_{side}"] = a[f"thigh_{side}"] + 0.9 * crouch
+        a[f"knee_{side}"] = a[f"knee_{side}"] + 1.3 * crouch + 0.25 * air
+        a[f"arm_{side}"] = a[f"arm_{side}"] - 0.6 * crouch + 2.2 * air
+    a["lean"] = a["lean"] + 0.35 * crouch
+    a["lift"] = motion["height"] * body.height * air**1.5
+
+
+def _squat(a: dict, p: np.ndarray, motion: dict, body: Body) -> None:
+    """Squat down and up `reps` times, arms reaching forward, feet in place."""
+    s = _repeats(p, motion)
+    for side in ("l", "r"):
+        a[f"thigh_{side}"] = a[f"thigh_{side}"] + 1.4 * s
+        a[f"knee_{side}"] = a[f"knee_{side}"] + 1.9 * s
+        a[f"arm_{side}"] = a[f"arm_{side}"] + 1.4 * s
+    a["lean"] = a["lean"] + 0.45 * s
+    th = a["thigh_l"]
+    a["z"] = -(body.thigh * np.sin(th) + body.shin * np.sin(th - a["knee_l"]))
+
+
+def _bow(a: dict, p: np.ndarray, motion: dict) -> None:
+    """Bend forward from the hips and straighten up again, arms hanging."""
+    s = _repeats(p, motion) * motion["depth"]
+    a["lean"] = a["lean"] + s
+    for side in ("l", "r"):
+        a[f"arm_{side}"] = a[f"arm_{side}"] + 0.8 * s
+        a[f"thigh_{side}"] = a[f"thigh_{side}"] - 0.15 * s
+
+
+def _kick(a: dict, p: np.ndarray, motion: dict) -> None:
+    """Kick forward with one leg `reps` times: knee up, then the shin snaps out."""
+    side = "l" if motion["side"] > 0 else "r"
+    cyc = np.where((p > 0) & (p < 1), np.mod(motion["reps"] * p, 1.0), 0.0)
+    lift = np.sin(np.pi * cyc)
+    snap = np.clip((cyc - 0.3) / 0.3, 0, 1) * np.clip((0.9 - cyc) / 0.3, 0, 1)
+    a[f"thigh_{side}"] = a[f"thigh_{side}"] + 1.3 * lift
+    a[f"knee_{side}"] = a[f"knee_{side}"] + 1.4 * lift * (1.0 - snap)
+    other = "r" if side == "l" else "l"
+    a[f"arm_{other}"] = a[f"arm_{other}"] + 0.6 * lift
+    a["lean"] = a["lean"] - 0.12 * lift
+
+
+def _clap(a: dict, t: np.ndarray, p: np.ndarray, motion: dict) -> None:
+    """Raise both hands in front of the chest and clap at `freq` claps per second."""
+    r = _bump(p)
+    open_ = 0.5 + 0.5 * np.sin(2 * np.pi * motion["freq"] * t)
+    for side in ("l", "r"):
+        a[f"arm_{side}"] = a[f"arm_{side}"] * (1 - r) + r * motion["arm"]
+        a[f"elbow_{side}"] = a[f"elbow_{side}"] + r * 0.9
+        a[f"abd_{side}"] = a[f"abd_{side}"] * (1 - r) + r * (0.05 + 0.55 * open_)
+        a[f"fabd_{side}"] = -r * 0.5 * (1 - open_)
+
+
+def _punch(a: dict, t: np.ndarray, p: np.ndarray, motion: dict) -> None:
+    """Guard up, then punch forward with alternate arms at `freq` punches per second."""
+    r = _bump(p, 0.15)
+    for side, offset in (("l", 0.0), ("r", np.pi)):
+        ext = np.maximum(0.0, np.sin(np.pi * motion["freq"] * t + offset)) ** 2
+        a[f"arm_{side}"] = a[f"arm_{side}"] * (1 - r) + r * (0.9 + 0.7 * ext)
+        a[f"elbow_{side}"] = a[f"elbow_{side}"] * (1 - r) + r * 1.9 * (1 - ext)
+        a[f"abd_{side}"] = a[f"abd_{side}"] * (1 - r) + r * 0.05
+    a["lean"] = a["lean"] + 0.1 * r
+
+
+def _raise_arms(a: dict, p: np.ndarray, motion: dict) -> None:
+    """Lift both arms out to the side and over the head `reps` times."""
+    s = _repeats(p, motion)
+    for side in ("l", "r"):
+        a[f"abd_{side}"] = a[f"abd_{side}"] + 2.7 * s
+        a[f"elbow_{side}"] = a[f"elbow_{side}"] * (1 - s)
+
+
+def _sidestep(a: dict, t: np.ndarray, p: np.ndarray, motion: dict) -> None:
+    """Step sideways (the subject's left or right) with small knee bends, facing the same way throughout."""
+    env = _envelope(p)
+    ph = 2 * np.pi * motion["cadence"] * t
+    for side, offset in (("l", 0.0), ("r", np.pi)):
+        a[f"knee_{side}"] = a[f"knee_{side}"] + env * 0.5 * np.maximum(0.0, np.sin(ph + offset))
+        a[f"thigh_{side}"] = a[f"thigh_{side}"] + env * 0.25 * np.maximum(0.0, np.sin(ph + offset))
+    fps = 1.0 / max(t[1] - t[0], 1e-9) if len(t) > 1 else 30.0
+    a["side"] = np.cumsum(env) * motion["speed"] * motion["direction"] / fps
+
+
+PRETRAIN_ACTIONS = ("Jump", "Squat", "Bow", "Kick", "Clap", "Punch", "RaiseArms", "Sidestep")
+
+
 def _assemble(a: dict, body: Body, motion: dict) -> Poses:
     """Forward kinematics: joint angles (T arrays) -> joints (T, 15, 3) in the camera frame."""
     n = len(a["lean"])
@@ -205,7 +311,8 @@ def _assemble(a: dict, body: Body, motion: dict) -> Poses:
         legs[side] = (thigh, shin)
     # the lower foot stands on the floor
     drop = np.stack([-(th[:, 1] + sh[:, 1]) for th, sh in legs.values()], axis=1).max(axis=1)
-    pelvis = np.stack([np.zeros(n), drop + 0.02 * body.height, a["z"]], axis=1)
+    lift = a.get("lift", np.zeros(n))
+    pelvis = np.stack([a.get("side", np.zeros(n)), drop + 0.02 * body.height + lift, a["z"]], axis=1)
     body_j[:, J["pelvis"]] = pelvis
     spine = np.stack([np.zeros(n), np.cos(a["lean"]), np.sin(a["lean"])], axis=1)
     neck = pelvis + body.torso * spine
@@ -256,6 +363,22 @@ def pose_sequence(action: str, n_frames: int, start: int, end: int, motion: dict
         _wave(a, t, p, motion)
     elif action == "Turn":
         _turn(a, p, motion)
+    elif action == "Jump":
+        _jump(a, p, motion, body)
+    elif action == "Squat":
+        _squat(a, p, motion, body)
+    elif action == "Bow":
+        _bow(a, p, motion)
+    elif action == "Kick":
+        _kick(a, p, motion)
+    elif action == "Clap":
+        _clap(a, t, p, motion)
+    elif action == "Punch":
+        _punch(a, t, p, motion)
+    elif action == "RaiseArms":
+        _raise_arms(a, p, motion)
+    elif action == "Sidestep":
+        _sidestep(a, t, p, motion)
     else:
         raise ValueError(f"unknown action {action!r}")
     return _assemble(a, body, motion)

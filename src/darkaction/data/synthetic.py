@@ -30,7 +30,13 @@ from darkaction.errors import ConfigError, DataError
 from darkaction.utils import atomic_write_bytes, atomic_write_text, read_json, write_json
 
 CLASS_IDS = {"Run": 5, "Sit": 6, "Stand": 7, "Turn": 8, "Walk": 9, "Wave": 10}
+# motions of the pretraining corpus only, numbered after ARID's eleven classes (0-10)
+PRETRAIN_IDS = {
+    "Jump": 11, "Squat": 12, "Bow": 13, "Kick": 14, "Clap": 15, "Punch": 16, "RaiseArms": 17, "Sidestep": 18
+}  # fmt: skip
+CLASS_IDS.update(PRETRAIN_IDS)
 FORMAT_VERSION = 1
+
 
 # Train clip lengths per class as a range of positions on the log scale between min_frames and max_frames: the
 # classes overlap but their means differ, the length bias ARID's train split has and its test split does not.
@@ -53,7 +59,8 @@ def _check(cfg: SynthConfig) -> None:
     bad = [c for c in cfg.classes if c not in CLASS_IDS]
     if bad or not cfg.classes or len(set(cfg.classes)) != len(cfg.classes):
         raise ConfigError(
-            f"synth.classes={cfg.classes!r}: give distinct names from {', '.join(TRACK1_CLASSES)} (case as written)"
+            f"synth.classes={cfg.classes!r}: give distinct names from {', '.join(TRACK1_CLASSES)} (case as written), "
+            f"or for a pretraining corpus also {', '.join(PRETRAIN_IDS)}"
         )
     if cfg.width < 32 or cfg.height < 32 or cfg.width % 2 or cfg.height % 2 or max(cfg.width, cfg.height) > 4096:
         raise ConfigError(
@@ -80,6 +87,16 @@ def _check(cfg: SynthConfig) -> None:
         raise ConfigError(f"synth.noise={cfg.noise}: must be between 0 (clean) and 20")
     if not 0 <= cfg.crf <= 51:
         raise ConfigError(f"synth.crf={cfg.crf}: H.264 CRF must be between 0 and 51")
+    fh = cfg.figure_height
+    if fh and (len(fh) != 2 or not 0.2 <= fh[0] <= fh[1] <= 0.8):
+        raise ConfigError(f"synth.figure_height={fh!r}: give [low, high] fractions of the frame height in 0.2..0.8")
+    af = cfg.action_fraction
+    if len(af) != 2 or not 0.1 <= af[0] <= af[1] <= 1.0:
+        raise ConfigError(f"synth.action_fraction={af!r}: give [low, high] shares of the clip in 0.1..1")
+    if not 0 <= cfg.dark_fraction <= 1:
+        raise ConfigError(f"synth.dark_fraction={cfg.dark_fraction}: must be between 0 and 1")
+    if cfg.test_reps < 0:
+        raise ConfigError(f"synth.test_reps={cfg.test_reps}: must be 0 (= reps) or more")
     if cfg.workers < 1:
         raise ConfigError(f"synth.workers={cfg.workers}: must be at least 1")
 
@@ -89,7 +106,7 @@ def clip_rng(seed: int, cls: str, group: int, k: int) -> np.random.Generator:
     return np.random.default_rng([seed, 1, CLASS_IDS[cls], group, k])
 
 
-GROUP_SCENE, GROUP_BODY, GROUP_DARKNESS = 0, 1, 2  # independent streams of a group
+GROUP_SCENE, GROUP_BODY, GROUP_DARKNESS, GROUP_DISTANCE = 0, 1, 2, 3  # independent streams of a group
 
 
 def group_rng(seed: int, group: int, part: int) -> np.random.Generator:
@@ -107,7 +124,7 @@ def groups(cfg: SynthConfig) -> dict[str, list[int]]:
 
 def clip_length(rng: np.random.Generator, cls: str, split: str, cfg: SynthConfig) -> int:
     """Frames in a clip: class-dependent in train, one common log-uniform range in test."""
-    lo, hi = TRAIN_LENGTH_RANGE[cls] if split == "train" else (0.0, 1.0)
+    lo, hi = TRAIN_LENGTH_RANGE.get(cls, (0.0, 1.0)) if split == "train" and cfg.length_bias else (0.0, 1.0)
     u = rng.uniform(lo, hi)
     length = math.exp(math.log(cfg.min_frames) + u * (math.log(cfg.max_frames) - math.log(cfg.min_frames)))
     return int(min(max(round(length), cfg.min_frames), cfg.max_frames))
@@ -143,6 +160,26 @@ def draw_motion(rng: np.random.Generator, cls: str) -> dict:
             yaw=float(np.deg2rad(rng.uniform(-25, 25) + (180.0 if facing_back else 0.0))),
             turn_dir=direction,
         )
+    elif cls in PRETRAIN_IDS:
+        m.update(_draw_pretrain_motion(rng, cls, direction))
+    return m
+
+
+def _draw_pretrain_motion(rng: np.random.Generator, cls: str, direction: float) -> dict:
+    """Parameters of the pretraining corpus's extra motions: facing, repetitions, speeds, extents."""
+    m = {"yaw": float(np.deg2rad(rng.uniform(-80, 80))), "reps": float(rng.integers(1, 4))}
+    if cls == "Jump":
+        m["height"] = float(rng.uniform(0.08, 0.22))
+    elif cls == "Bow":
+        m["depth"] = float(rng.uniform(0.6, 1.2))
+    elif cls == "Kick":
+        m["side"] = direction
+    elif cls in ("Clap", "Punch"):
+        m["freq"] = float(rng.uniform(1.2, 3.0))
+        m["arm"] = float(rng.uniform(1.0, 1.5))
+    elif cls == "Sidestep":
+        m.update(direction=direction, cadence=float(rng.uniform(0.8, 1.4)), speed=float(rng.uniform(0.25, 0.5)))
+        m["yaw"] = float(np.deg2rad(rng.uniform(-30, 30)))
     return m
 
 
@@ -151,6 +188,10 @@ def _scene_params(cfg: SynthConfig, group: int) -> dict:
     from darkaction.data.synth_render import draw_scene_params
 
     params = draw_scene_params(group_rng(cfg.seed, group, GROUP_SCENE))
+    if cfg.figure_height:
+        # the subject's distance from the camera: a group's own draw, from a stream of its own
+        lo, hi = cfg.figure_height
+        params["figure_frac"] = float(group_rng(cfg.seed, group, GROUP_DISTANCE).uniform(lo, hi))
     params["figure_frac"] *= float(cfg.figure_scale)
     return params
 
@@ -161,7 +202,7 @@ def plan_clip(cfg: SynthConfig, cls: str, group: int, k: int, split: str) -> dic
     n = clip_length(rng, cls, split, cfg)
     motion = draw_motion(rng, cls)
     gparams = _scene_params(cfg, group)
-    n_act = int(round(n * rng.uniform(0.45, 0.75)))
+    n_act = int(round(n * rng.uniform(*cfg.action_fraction)))
     if cls in ("Walk", "Run"):
         # the figure must stay in the picture: limit the travel to the width left between the margins
         span = (cfg.width / (gparams["figure_frac"] * cfg.height)) * 0.78
@@ -170,6 +211,10 @@ def plan_clip(cfg: SynthConfig, cls: str, group: int, k: int, split: str) -> dic
         motion["x0"] = -motion["direction"] * span / 2
     elif cls in ("Sit", "Stand"):
         motion["x0"] = float(rng.uniform(-0.15, 0.15))
+    elif cls == "Sidestep":
+        span = (cfg.width / (gparams["figure_frac"] * cfg.height)) * 0.7
+        n_act = min(n_act, int(span / motion["speed"] * cfg.fps / 0.85))
+        motion["x0"] = -motion["direction"] * span / 2 * abs(math.cos(motion["yaw"]))
     else:
         motion["x0"] = float(rng.uniform(-0.3, 0.3))
     n_act = int(min(max(n_act, MIN_ACTION_FRAMES), n - 2))
@@ -177,6 +222,11 @@ def plan_clip(cfg: SynthConfig, cls: str, group: int, k: int, split: str) -> dic
     lo, hi = cfg.brightness
     group_level = group_rng(cfg.seed, group, GROUP_DARKNESS).uniform(0, 1)  # the group's darkness
     target = lo + (hi - lo) * float(np.clip(group_level + rng.uniform(-0.15, 0.15), 0.0, 1.0))
+    if cfg.dark_fraction > 0:
+        # nearly black takes (lights off, lens covered): a stream of their own keeps the other draws unchanged
+        dark = np.random.default_rng([cfg.seed, 5, CLASS_IDS[cls], group, k])
+        if dark.random() < cfg.dark_fraction:
+            target = float(dark.uniform(0.5, 2.5))
     return {
         "video": f"{cls}/{cls}_{group}_{k}.mp4",
         "class": cls,
@@ -198,9 +248,10 @@ def plan(cfg: SynthConfig) -> list[dict]:
     _check(cfg)
     clips = []
     for split, gs in groups(cfg).items():
+        reps = cfg.test_reps if split == "test" and cfg.test_reps else cfg.reps
         for cls in cfg.classes:
             for g in gs:
-                for k in range(1, cfg.reps + 1):
+                for k in range(1, reps + 1):
                     clips.append(plan_clip(cfg, cls, g, k, split))
     return clips
 
@@ -318,8 +369,11 @@ def _recorded_config(cfg: SynthConfig) -> dict:
     d = dataclasses.asdict(cfg)
     for key in ("out", "workers", "preview"):
         d.pop(key)
-    if d.get("figure_scale") == 1.0:
-        d.pop("figure_scale")  # the default: recorded as before the option existed
+    defaults = dataclasses.asdict(SynthConfig())
+    for key in ("figure_scale", "profile", "test_reps", "figure_height", "dark_fraction", "action_fraction",
+                "length_bias"):  # fmt: skip
+        if d.get(key) == defaults[key]:
+            d.pop(key)  # the default: recorded as before the option existed
     return d
 
 

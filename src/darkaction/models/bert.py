@@ -164,8 +164,9 @@ class BertHead(nn.Module):
 
     @classmethod
     def from_config(cls, cfg, in_features: int, num_classes: int, T: int, max_len: int | None = None) -> BertHead:
-        """ModelConfig -> BertHead sized for clips of T frames through an R(2+1)D backbone (T' = ceil(T/8)), or for
-        `max_len` tokens (e.g. one per frame for a 2D backbone)."""
+        """ModelConfig -> BertHead sized for clips of T frames through an R(2+1)D backbone with the configured
+        temporal strides (T' = ceil(T/8) for the paper's), or for `max_len` tokens (e.g. one per frame for a 2D
+        backbone)."""
         from darkaction.models.r2plus1d import temporal_size
 
         return cls(
@@ -179,7 +180,7 @@ class BertHead(nn.Module):
             keep=cfg.bert_keep,
             cls_dropout=cfg.cls_dropout,
             time_norm=cfg.time_norm,
-            max_len=max_len or temporal_size(T),
+            max_len=max_len or temporal_size(T, cfg.temporal_strides),
         )
 
     def key_mask(self, batch: int, steps: int, device: torch.device) -> torch.Tensor | None:

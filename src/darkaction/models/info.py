@@ -71,6 +71,10 @@ def model_info(cfg, num_classes: int | None = None, batch: int = 1) -> dict:
     parts = _parts(model)
     for name, module in parts:
         hooks.append(module.register_forward_hook(lambda m, i, o, name=name: shapes.__setitem__(name, _shape(o))))
+    head_input: list = []
+    head = getattr(model, "head", None)
+    if isinstance(head, nn.Module):
+        hooks.append(head.register_forward_hook(lambda m, i, o: head_input.append(_shape(i[0]) if i else None)))
     x = torch.zeros(batch, mcfg.in_channels, T, H, W, device="meta")
     try:
         with torch.no_grad(), FlopCounterMode(display=False) as counter:
@@ -100,7 +104,16 @@ def model_info(cfg, num_classes: int | None = None, batch: int = 1) -> dict:
         "macs": int(flops // 2),
         "flops_by_op": by_op,
         "output": _shape(out),
+        "temporal_tokens": _tokens(head_input[0] if head_input else None),
     }
+
+
+def _tokens(shape: list | None) -> int | None:
+    """Time steps the head sees: T' of a (B, D, T', h, w) feature map or of (B, T', D) tokens."""
+    if not shape or isinstance(shape[0], list):
+        return None
+    axis = {5: 2, 3: 1}.get(len(shape))
+    return None if axis is None else shape[axis]
 
 
 def format_model_info(info: dict) -> str:
@@ -112,6 +125,7 @@ def format_model_info(info: dict) -> str:
         f"input      {' x '.join(map(str, info['input']))}  (B x C x T x H x W)",
         f"parameters {p['total']:,} total, {p['trainable']:,} trainable",
         f"FLOPs      {info['flops'] / 1e9 / b:.2f} GFLOPs per clip ({info['macs'] / 1e9 / b:.2f} GMACs), forward",
+        f"tokens     {info.get('temporal_tokens') or '-'} time steps into the head (paper: 8)",
         "",
         f"{'part':<18}{'parameters':>14}{'trainable':>14}  output shape",
     ]

@@ -9,6 +9,9 @@
       [avgpool + fc, only for a classification model in torchvision's layout]
 
 with n = [2, 2, 2, 2] for depth 18 and [3, 4, 6, 3] for depth 34; 64x112x112 -> 512x8x7x7 (sizes round up).
+The temporal strides of layers 2-4 are (2, 2, 2) as in torchvision and the paper; `temporal_strides` changes them so
+that a short CPU-sized clip keeps the paper's number of time steps for the BERT head (T=16 with (2, 1, 1) -> 8, as
+T=64 with (2, 2, 2)). Strides change no weight shape, so weights load whatever the strides.
 Every 3x3x3 convolution is factorised into a (1,3,3) spatial convolution to `mid` channels, BN, ReLU and a (3,1,1)
 temporal convolution (`Conv2Plus1D`). torchvision picks one `mid` per block,
 floor(27 i o / (9 i + 3 o)) for block input i and output o, so that the factorised pair has about as many parameters
@@ -45,10 +48,14 @@ def midplanes(inplanes: int, planes: int) -> int:
     return (inplanes * planes * 3 * 3 * 3) // (inplanes * 3 * 3 + 3 * planes)
 
 
-def temporal_size(T: int) -> int:
-    """Frames after the backbone: three stride-2 temporal convolutions (kernel 3, pad 1) -> ceil(T / 8)."""
-    for _ in range(3):
-        T = (T - 1) // 2 + 1
+PAPER_TEMPORAL_STRIDES = (2, 2, 2)
+
+
+def temporal_size(T: int, strides: Sequence[int] = PAPER_TEMPORAL_STRIDES) -> int:
+    """Frames after the backbone (the BERT head's time steps): layers 2-4 convolve over time with kernel 3, pad 1
+    and these strides -> ceil(T / 8) for the paper's (2, 2, 2)."""
+    for s in strides:
+        T = (T - 1) // s + 1
     return T
 
 
@@ -84,13 +91,21 @@ class Conv2Plus1D(nn.Sequential):
     """
 
     def __init__(
-        self, inplanes: int, planes: int, mid: int, stride: int = 1, bn_eps: float = 1e-3, bn_momentum: float = 0.1
+        self,
+        inplanes: int,
+        planes: int,
+        mid: int,
+        stride: int = 1,
+        bn_eps: float = 1e-3,
+        bn_momentum: float = 0.1,
+        temporal_stride: int | None = None,
     ) -> None:
+        t_stride = stride if temporal_stride is None else temporal_stride
         super().__init__(
             nn.Conv3d(inplanes, mid, (1, 3, 3), stride=(1, stride, stride), padding=(0, 1, 1), bias=False),
             _bn(mid, bn_eps, bn_momentum),
             nn.ReLU(inplace=True),
-            TemporalConv3d(mid, planes, (3, 1, 1), stride=(stride, 1, 1), padding=(1, 0, 0), bias=False),
+            TemporalConv3d(mid, planes, (3, 1, 1), stride=(t_stride, 1, 1), padding=(1, 0, 0), bias=False),
         )
 
 
@@ -117,6 +132,7 @@ class BasicBlock(nn.Module):
 
     `mid2` lets the IG65M layout give the second convolution its own mid-channel count; `se` puts a
     Squeeze-Excitation gate on the residual branch after the second convolution (before the sum, as in SE-ResNet).
+    `temporal_stride` (default: `stride`) is the first convolution's stride over time.
     """
 
     expansion = 1
@@ -132,12 +148,13 @@ class BasicBlock(nn.Module):
         se: bool = False,
         bn_eps: float = 1e-3,
         bn_momentum: float = 0.1,
+        temporal_stride: int | None = None,
     ) -> None:
         super().__init__()
         mid1 = midplanes(inplanes, planes) if mid1 is None else mid1
         mid2 = mid1 if mid2 is None else mid2
         self.conv1 = nn.Sequential(
-            Conv2Plus1D(inplanes, planes, mid1, stride, bn_eps, bn_momentum),
+            Conv2Plus1D(inplanes, planes, mid1, stride, bn_eps, bn_momentum, temporal_stride),
             _bn(planes, bn_eps, bn_momentum),
             nn.ReLU(inplace=True),
         )
@@ -177,7 +194,8 @@ class R2Plus1D(nn.Module):
     """An R(2+1)D ResNet in torchvision's VideoResNet layout.
 
     Without `num_classes` it is a feature extractor: forward (B, C_in, T, H, W) -> (B, out_channels, T', h, w) with
-    T' = ceil(T/8), h = ceil(H/16) (`temporal_size`, `spatial_size`). With `num_classes` it also has torchvision's
+    T' = ceil(T/8) (default temporal strides), h = ceil(H/16) (`temporal_size`, `spatial_size`). With `num_classes`
+    it also has torchvision's
     `avgpool` + `fc` and forward returns logits (B, num_classes), like torchvision's `r2plus1d_18`; `features(x)`
     always returns the feature map.
 
@@ -189,6 +207,7 @@ class R2Plus1D(nn.Module):
         in_channels: 3 (RGB) or 5 (RGB + 2 optical-flow channels).
         bn_eps: 1e-3 as in IG65M (torchvision's own weights used 1e-5).
         bn_momentum: PyTorch convention (0.1 = the running mean moves 10 % towards each batch).
+        temporal_strides: strides over time of layers 2-4, each 1 or 2 (paper and torchvision: 2, 2, 2).
     """
 
     def __init__(
@@ -201,8 +220,13 @@ class R2Plus1D(nn.Module):
         bn_eps: float = 1e-3,
         bn_momentum: float = 0.1,
         num_classes: int | None = None,
+        temporal_strides: Sequence[int] = PAPER_TEMPORAL_STRIDES,
     ) -> None:
         super().__init__()
+        temporal_strides = tuple(int(s) for s in temporal_strides)
+        if len(temporal_strides) != 3 or any(s not in (1, 2) for s in temporal_strides):
+            raise ValueError(f"temporal_strides: give 3 (layers 2-4), each 1 or 2, got {list(temporal_strides)}")
+        self.temporal_strides = temporal_strides
         if len(layers) != 4 or any(n < 1 for n in layers):
             raise ValueError(f"R2Plus1D needs 4 stages with at least one block each, got {list(layers)}")
         if width <= 0:
@@ -213,8 +237,9 @@ class R2Plus1D(nn.Module):
         self.stem = R2Plus1DStem(in_channels, scaled(STEM_MID, width), channels[0], bn_eps, bn_momentum)
         inplanes = channels[0]
         for i, (planes, blocks) in enumerate(zip(channels, layers)):
+            stride, t_stride = (1, 1) if i == 0 else (2, temporal_strides[i - 1])
             stage, inplanes = self._make_layer(
-                inplanes, planes, blocks, 1 if i == 0 else 2, ig65m_midplanes, se, bn_eps, bn_momentum
+                inplanes, planes, blocks, stride, ig65m_midplanes, se, bn_eps, bn_momentum, t_stride
             )
             self.add_module(f"layer{i + 1}", stage)
         self.out_channels = channels[-1]
@@ -236,15 +261,17 @@ class R2Plus1D(nn.Module):
         se: bool,
         bn_eps: float,
         bn_momentum: float,
+        t_stride: int,
     ) -> tuple[nn.Sequential, int]:
         downsample = None
         if stride != 1 or inplanes != planes:
             downsample = nn.Sequential(
-                nn.Conv3d(inplanes, planes, 1, stride=stride, bias=False), _bn(planes, bn_eps, bn_momentum)
+                nn.Conv3d(inplanes, planes, 1, stride=(t_stride, stride, stride), bias=False),
+                _bn(planes, bn_eps, bn_momentum),
             )
         # Caffe2's IG65M model sized the second conv's mid channels from its own (planes -> planes) shape.
         mid2 = midplanes(planes, planes) if ig65m else None
-        mods = [BasicBlock(inplanes, planes, stride, downsample, None, mid2, se, bn_eps, bn_momentum)]
+        mods = [BasicBlock(inplanes, planes, stride, downsample, None, mid2, se, bn_eps, bn_momentum, t_stride)]
         mods += [BasicBlock(planes, planes, 1, None, None, None, se, bn_eps, bn_momentum) for _ in range(1, blocks)]
         return nn.Sequential(*mods), planes
 
@@ -291,11 +318,14 @@ def r2plus1d(
     bn_eps: float = 1e-3,
     bn_momentum: float = 0.1,
     num_classes: int | None = None,
+    temporal_strides: Sequence[int] = PAPER_TEMPORAL_STRIDES,
 ) -> R2Plus1D:
     """R(2+1)D-18 or -34; see `R2Plus1D` for the arguments."""
     if depth not in DEPTHS:
         raise ValueError(f"R(2+1)D depth must be one of {sorted(DEPTHS)}, got {depth}")
-    return R2Plus1D(DEPTHS[depth], width, ig65m_midplanes, se, in_channels, bn_eps, bn_momentum, num_classes)
+    return R2Plus1D(
+        DEPTHS[depth], width, ig65m_midplanes, se, in_channels, bn_eps, bn_momentum, num_classes, temporal_strides
+    )
 
 
 def r2plus1d_18(**kwargs) -> R2Plus1D:
@@ -320,6 +350,12 @@ def build_backbone(cfg) -> R2Plus1D:
         raise ConfigError(f"model.in_channels must be 3 (RGB) or 5 (RGB + flow), got {cfg.in_channels}")
     if cfg.width <= 0:
         raise ConfigError(f"model.width must be positive (1.0 = 64..512 channels), got {cfg.width}")
+    strides = list(cfg.temporal_strides)
+    if len(strides) != 3 or any(s not in (1, 2) for s in strides):
+        raise ConfigError(
+            f"model.temporal_strides must be 3 strides over time (layers 2-4), each 1 or 2, got {strides}; "
+            "the paper's is [2, 2, 2]"
+        )
     return r2plus1d(
         depth,
         width=cfg.width,
@@ -328,4 +364,5 @@ def build_backbone(cfg) -> R2Plus1D:
         in_channels=cfg.in_channels,
         bn_eps=cfg.bn_eps,
         bn_momentum=cfg.bn_momentum,
+        temporal_strides=strides,
     )

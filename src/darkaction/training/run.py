@@ -168,9 +168,13 @@ def train(
     _fix_index_stats(cfg, dm)
     cfg.sampling.n_min = int(getattr(dm, "n_min", 0) or cfg.sampling.n_min)
     cfg.sampling.n_max = int(getattr(dm, "n_max", 0) or cfg.sampling.n_max)
+    crop = _resolve_alpha(cfg, dm, verbose=t.progress)
     _resolve_enhancer_weights(cfg)
     save_config(cfg, run_dir / "config.yaml")
-    write_json(run_dir / "data.json", {"classes": classes, "n_min": cfg.sampling.n_min, "n_max": cfg.sampling.n_max})
+    write_json(
+        run_dir / "data.json",
+        {"classes": classes, "n_min": cfg.sampling.n_min, "n_max": cfg.sampling.n_max, **crop},
+    )
 
     lit = VideoClassifierModule(cfg, num_classes=len(classes), model=model, classes=classes)
     has_val = bool(getattr(dm, "has_val", False))
@@ -280,6 +284,27 @@ def pretrain_backbone(cfg, datamodule=None) -> Path:
     if state != "done":
         train(pre, resume=state == "resume", datamodule=datamodule)
     return pre.resolved_run_dir() / "checkpoints" / "last.ckpt"
+
+
+def _resolve_alpha(cfg, dm, verbose: bool) -> dict:
+    """Write the numeric delta-sampling cap into `cfg` (`alpha: auto` -> N_max / T) so evaluation samples as training
+    did, and count the training clips it crops (none for auto). Returns {"alpha", "cropped_train", "train_clips"}."""
+    from darkaction.data.sampling import cropped, resolve_alpha
+    from darkaction.training.datamodule import lengths_of
+
+    if isinstance(cfg.sampling.alpha, str) and not cfg.sampling.n_max:
+        return {}  # a stand-in datamodule without an index: the dataset resolves alpha itself
+    auto = isinstance(cfg.sampling.alpha, str)
+    cfg.sampling.alpha = resolve_alpha(cfg.sampling.alpha, cfg.sampling.n_max, cfg.sampling.T)
+    records = list(getattr(dm, "train_records", []))
+    if not records or getattr(dm, "cache", None) is None:
+        return {"alpha": cfg.sampling.alpha}
+    n_crop = cropped(lengths_of(records, dm.cache), cfg.sampling.T, cfg.sampling.alpha)
+    if verbose and cfg.sampling.strategy == "delta":
+        how = f"auto: N_max {cfg.sampling.n_max} / T {cfg.sampling.T}, rounded up" if auto else "as configured"
+        print(f"delta sampling: alpha {cfg.sampling.alpha:g} ({how}); {n_crop} of {len(records)} training clips "
+              f"cropped (longer than alpha x T)")  # fmt: skip
+    return {"alpha": cfg.sampling.alpha, "cropped_train": n_crop, "train_clips": len(records)}
 
 
 def _fix_index_stats(cfg, dm) -> None:
