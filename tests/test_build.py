@@ -156,9 +156,10 @@ def test_model_info_counts_match_the_built_model():
     model = build_model(cfg.model, 6, cfg.sampling.T)
     assert info["parameters"]["total"] == sum(p.numel() for p in model.parameters())
     assert sum(p["parameters"] for p in info["parts"]) == info["parameters"]["total"]
-    assert info["input"] == [1, 3, 16, 32, 32] and info["output"] == [1, 6]
+    assert info["input"] == [1, 3, 16, 56, 56] and info["output"] == [1, 6]
     shapes = {p["name"]: p["output"] for p in info["parts"]}
-    assert shapes["backbone.layer4"] == [1, 128, 2, 2, 2]
+    assert shapes["backbone.layer4"] == [1, 128, 8, 4, 4]  # temporal strides 2, 1, 1: 8 time steps
+    assert info["temporal_tokens"] == 8
     assert info["flops"] > 0 and info["macs"] * 2 <= info["flops"] + 1
 
 

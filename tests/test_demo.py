@@ -22,6 +22,10 @@ def test_demo_config_is_the_papers_method_at_cpu_size():
     assert cfg.model.head == "bert" and cfg.model.backbone.startswith("r2plus1d")
     assert cfg.enhance.method == "zero-dce" and not cfg.enhance.weights  # trained by the demo itself
     assert cfg.train.loss == "focal" and cfg.train.optimizer == "ranger" and cfg.train.scheduler == "onecycle"
+    # the method in miniature: ARID's structure, no cropping, 8 BERT time steps, a pretrained backbone
+    assert cfg.synth.profile == "arid" and cfg.synth.fps == 30 and cfg.synth.max_frames == 225
+    assert cfg.sampling.alpha == "auto" and cfg.model.temporal_strides == [2, 1, 1] and cfg.sampling.T == 16
+    assert cfg.model.pretrained and cfg.train.pretrain_epochs == 0
 
 
 def test_train_state_detects_done_resume_fresh(tmp_path):
@@ -51,7 +55,6 @@ def test_tiny_demo_end_to_end_then_skips(tmp_path, capsys, tiny_synth_cfg):
         "enhance.train.n_frames=16",
         "enhance.train.epochs=1",
         "train.epochs=1",
-        "train.pretrain_epochs=1",
         "train.progress=false",
         "train.workers=0",
         "eval.views=2",

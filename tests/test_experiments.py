@@ -20,6 +20,7 @@ PAPER = {
 
 # Tiny models so a test builds every row in seconds.
 TINY = [
+    "model.pretrained=",  # the preset's pretrained backbone is quarter width; these models are eighth width
     "sampling.T=8",
     "model.width=0.125",
     "model.bert_hidden=32",
@@ -184,6 +185,16 @@ def test_rows_without_a_warm_up_train_from_scratch_for_the_same_epochs(tmp_path)
             budget[row.key] = (cfg.train.pretrain_epochs, cfg.train.epochs)
     assert budget["delta"] == budget["se"] == budget["tgap"] == budget["flow"] == (50, 25)
     assert budget["slowfast"] == budget["efficientnet"] == budget["mran"] == (0, 75)
+
+
+def test_rows_whose_backbone_is_not_r2plus1d_drop_the_presets_pretrained_file(tmp_path):
+    plan = Plan("cpu", tmp_path, tmp_path, None, None, [])
+    pretrained = {}
+    for n in (2, 3, 4):
+        for row in TABLES[n].rows:
+            pretrained[row.key] = plan.config_for(row, 0).model.pretrained
+    assert pretrained["delta"] and pretrained["mran"] == pretrained["delta"] == pretrained["flow"]
+    assert pretrained["slowfast"] == pretrained["efficientnet"] == ""
 
 
 REAL_TINY = [

@@ -154,6 +154,8 @@ def test_short_side_cache_and_stats(tmp_path):
     assert s["splits"]["test"]["clips_per_class"] == {"run": 1, "sit": 1, "wave": 1}
     assert s["splits"]["test"]["frames"]["min"] == 20
     assert len(s["train_channel_mean"]) == 3 and all(0 < m < 0.5 for m in s["train_channel_mean"])
+    # alpha: auto (the default) crops no training clip; the count is recorded per split
+    assert s["cropping"]["alpha_setting"] == "auto" and s["cropping"]["cropped"]["train"] == 0
     for name in ("frame_lengths.png", "brightness.png"):
         assert (prep / "stats" / name).read_bytes()[:4] == b"\x89PNG"
 

@@ -234,3 +234,14 @@ def test_config_reads_alpha_as_number_or_auto():
     assert load_config(overrides=["sampling.alpha=4"]).sampling.alpha == 4.0
     assert load_config(overrides=["sampling.alpha=auto"]).sampling.alpha == "auto"
     assert load_config().sampling.alpha == "auto"
+
+
+def test_stats_count_the_clips_delta_sampling_would_crop():
+    from darkaction.data.stats import cropping
+
+    lengths = {"train": {"run": [40, 100], "wave": [225]}, "test": {"run": [300, 60]}}
+    auto = cropping(lengths, SamplingConfig(T=16))
+    assert auto["alpha"] == 14.1 and auto["cropped"] == {"train": 0, "test": 1}  # only the longer-than-train clip
+    fixed = cropping(lengths, SamplingConfig(T=16, alpha=4.0))
+    assert fixed["cropped"] == {"train": 2, "test": 1} and fixed["alpha_setting"] == "4.0"
+    assert cropping({"test": {"run": [50]}}, SamplingConfig(T=16)) == {}  # auto without a training split

@@ -60,8 +60,9 @@ def _add_synth(sub) -> None:
     p.add_argument(
         "--profile",
         help="named settings: default | arid (ARID 1.1's structure: 320x240, 30 fps, 33-225 frames, 16 train "
-        "groups x 3 takes, 5 test groups x 4 takes, small people, 2-55/255 and some nearly black clips) | arid-val "
-        "(the same structure, another seed and other render settings) | pretrain (the bright 14-motion corpus of "
+        "groups x 3 takes, 5 test groups x 4 takes, small people, brightness 4.5-55/255, a fifth of the takes "
+        "nearly black) | arid-val (the same structure, another seed and other render settings) | pretrain (the "
+        "bright 14-motion corpus of "
         "`darkaction pretrain`); synth.* keys in the config or --set override its values",
     )
     p.set_defaults(func=_run_synth)

@@ -83,7 +83,10 @@ class SynthConfig:
     profile: str = "default"
     test_reps: int = 0  # clips per (class, test group); 0 = reps
     figure_height: list[float] = field(default_factory=list)  # [lo, hi] standing height / frame height per group
-    dark_fraction: float = 0.0  # share of clips that are nearly black (mean 0.5-2.5 / 255)
+    dark_fraction: float = 0.0  # share of clips that are nearly black, at a level drawn from dark_brightness
+    # mean 8-bit level of the nearly black takes; below ~4.5 this renderer's noise and H.264 leave no trace of the
+    # person (measured, docs/results.md), and a clip with no information teaches nothing
+    dark_brightness: list[float] = field(default_factory=lambda: [4.5, 7.0])
     action_fraction: list[float] = field(default_factory=lambda: [0.45, 0.75])  # share of the clip the action takes
     length_bias: bool = True  # train clip lengths depend on the class (ARID's confound); test lengths never do
     preview: bool = False
@@ -92,7 +95,8 @@ class SynthConfig:
 
 # Named settings of the synthetic dataset: `synth.profile: NAME` (or `darkaction synth --profile NAME`) fills every
 # synth key the config does not set itself. `arid` has the structure of
-# ARID 1.1 track 1 (320x240, 30 fps, 33-225 frames, few recording groups repeated, small people in the dark);
+# ARID 1.1 track 1 (320x240, 30 fps, 33-225 frames, few recording groups repeated, small people in the dark, a fifth
+# of the takes nearly black);
 # `arid-val` is the same structure with another seed and other render settings, for validating a preset on data it
 # was not tuned on; `pretrain` is the bright, many-group corpus of 14 motion kinds the backbone is pretrained on
 # (`darkaction pretrain`), with seeds, sizes, brightness and noise that the evaluation profiles do not share.
@@ -101,14 +105,14 @@ SYNTH_PROFILES: dict[str, dict] = {
     "arid": {
         "seed": 0, "width": 320, "height": 240, "fps": 30, "min_frames": 33, "max_frames": 225,
         "train_groups": 16, "test_groups": 5, "reps": 3, "test_reps": 4,
-        "brightness": [2.0, 55.0], "dark_fraction": 0.2, "figure_height": [0.35, 0.7],
+        "brightness": [4.5, 55.0], "dark_fraction": 0.2, "figure_height": [0.35, 0.7],
         "action_fraction": [0.35, 0.75], "noise": 1.0, "crf": 23, "figure_scale": 1.0,
     },
     "arid-val": {
         "seed": 101, "width": 320, "height": 240, "fps": 30, "min_frames": 33, "max_frames": 225,
         "train_groups": 16, "test_groups": 5, "reps": 3, "test_reps": 4,
-        "brightness": [3.0, 40.0], "dark_fraction": 0.1, "figure_height": [0.3, 0.6],
-        "action_fraction": [0.45, 0.85], "noise": 1.6, "crf": 28, "figure_scale": 1.0,
+        "brightness": [5.0, 40.0], "dark_fraction": 0.15, "dark_brightness": [5.0, 8.0],
+        "figure_height": [0.3, 0.6], "action_fraction": [0.45, 0.85], "noise": 1.3, "crf": 26, "figure_scale": 1.0,
     },
     "pretrain": {
         "seed": 7919, "width": 160, "height": 120, "fps": 30, "min_frames": 33, "max_frames": 150,

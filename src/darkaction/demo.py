@@ -38,25 +38,24 @@ def synth_is_current(cfg) -> bool:
         return False
 
 
-def demo(cfg) -> Path:
-    """Run every stage for `cfg` (the demo config) and return the run directory."""
+def build_data(cfg, times: dict[str, float] | None = None) -> dict[str, float]:
+    """The data stages for `cfg`, each skipped or resumed when done: render the synthetic set (when the source is
+    `synth` and the set is missing or made with other settings), prepare, train Zero-DCE (when the config asks for
+    a Zero-DCE without weights) and enhance. Returns seconds per stage."""
     from darkaction.data.prepare import prepare
     from darkaction.data.synthetic import synth
     from darkaction.enhance.base import default_weights_path
     from darkaction.enhance.run import enhance
     from darkaction.enhance.train import enhance_train, is_trained
-    from darkaction.evaluation.evaluate import evaluate
-    from darkaction.training.run import train, train_state
 
-    times: dict[str, float] = {}
-    start = time.perf_counter()
-
-    t = _stage(f"synthetic dataset -> {cfg.synth.out}")
-    if cfg.data.source.format == "synth" and not synth_is_current(cfg):
-        synth(cfg.synth)
-    else:
-        print("already generated; skipped")
-    times["synth"] = time.perf_counter() - t
+    times = {} if times is None else times
+    if cfg.data.source.format == "synth":
+        t = _stage(f"synthetic dataset -> {cfg.synth.out}")
+        if synth_is_current(cfg):
+            print("already generated; skipped")
+        else:
+            synth(cfg.synth)
+        times["synth"] = time.perf_counter() - t
 
     t = _stage(f"prepare -> {cfg.data.prepared}")
     prepare(cfg)
@@ -72,9 +71,20 @@ def demo(cfg) -> Path:
             enhance_train(cfg)
         times["enhance_train"] = time.perf_counter() - t
 
-    t = _stage(f"enhance ({cfg.enhance.method})")
-    enhance(cfg)
-    times["enhance"] = time.perf_counter() - t
+    if cfg.enhance.method != "identity":
+        t = _stage(f"enhance ({cfg.enhance.method})")
+        enhance(cfg)
+        times["enhance"] = time.perf_counter() - t
+    return times
+
+
+def demo(cfg) -> Path:
+    """Run every stage for `cfg` (the demo config) and return the run directory."""
+    from darkaction.evaluation.evaluate import evaluate
+    from darkaction.training.run import train, train_state
+
+    start = time.perf_counter()
+    times = build_data(cfg)
 
     run_dir = cfg.resolved_run_dir()
     t = _stage(f"train -> {run_dir}")

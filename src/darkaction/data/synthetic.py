@@ -95,6 +95,9 @@ def _check(cfg: SynthConfig) -> None:
         raise ConfigError(f"synth.action_fraction={af!r}: give [low, high] shares of the clip in 0.1..1")
     if not 0 <= cfg.dark_fraction <= 1:
         raise ConfigError(f"synth.dark_fraction={cfg.dark_fraction}: must be between 0 and 1")
+    db = cfg.dark_brightness
+    if len(db) != 2 or not 0 < db[0] <= db[1] < 255:
+        raise ConfigError(f"synth.dark_brightness={db!r}: give [low, high] mean 8-bit levels, 0 < low <= high < 255")
     if cfg.test_reps < 0:
         raise ConfigError(f"synth.test_reps={cfg.test_reps}: must be 0 (= reps) or more")
     if cfg.workers < 1:
@@ -225,8 +228,9 @@ def plan_clip(cfg: SynthConfig, cls: str, group: int, k: int, split: str) -> dic
     if cfg.dark_fraction > 0:
         # nearly black takes (lights off, lens covered): a stream of their own keeps the other draws unchanged
         dark = np.random.default_rng([cfg.seed, 5, CLASS_IDS[cls], group, k])
-        if dark.random() < cfg.dark_fraction:
-            target = float(dark.uniform(0.5, 2.5))
+        nearly_black = bool(dark.random() < cfg.dark_fraction)
+        if nearly_black:
+            target = float(dark.uniform(*cfg.dark_brightness))
     return {
         "video": f"{cls}/{cls}_{group}_{k}.mp4",
         "class": cls,
@@ -240,6 +244,7 @@ def plan_clip(cfg: SynthConfig, cls: str, group: int, k: int, split: str) -> dic
         "action_end": start + n_act,
         "target_brightness": round(target, 3),
         "motion": {key: round(float(v), 6) for key, v in motion.items()},
+        **({"nearly_black": nearly_black} if cfg.dark_fraction > 0 else {}),
     }
 
 
@@ -370,8 +375,8 @@ def _recorded_config(cfg: SynthConfig) -> dict:
     for key in ("out", "workers", "preview"):
         d.pop(key)
     defaults = dataclasses.asdict(SynthConfig())
-    for key in ("figure_scale", "profile", "test_reps", "figure_height", "dark_fraction", "action_fraction",
-                "length_bias"):  # fmt: skip
+    for key in ("figure_scale", "profile", "test_reps", "figure_height", "dark_fraction", "dark_brightness",
+                "action_fraction", "length_bias"):  # fmt: skip
         if d.get(key) == defaults[key]:
             d.pop(key)  # the default: recorded as before the option existed
     return d

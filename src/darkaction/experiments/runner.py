@@ -190,6 +190,8 @@ class Plan:
             # number of epochs as the warmed-up rows
             cfg.train.epochs += cfg.train.pretrain_epochs
             cfg.train.pretrain_epochs = 0
+        if lacks_pretrained(cfg):
+            cfg.model.pretrained = ""  # an R(2+1)D file fits no other backbone: these rows train from scratch
         if cfg.enhance.train.out:
             cfg.enhance.train.out = str(Path(cfg.enhance.train.out) / cfg.enhance.method)
         return cfg
@@ -200,6 +202,11 @@ def lacks_warm_up(cfg: Config) -> bool:
     from darkaction.training.run import can_warm_up
 
     return bool(cfg.train.pretrain_epochs) and not can_warm_up(cfg)
+
+
+def lacks_pretrained(cfg: Config) -> bool:
+    """The preset's pretrained R(2+1)D backbone (`model.pretrained`) does not fit the row's backbone."""
+    return bool(cfg.model.pretrained) and cfg.model.backbone not in ("r2plus1d_18", "r2plus1d_34")
 
 
 def _bright_synth(plan: Plan, stages: Stages) -> Path:
@@ -385,6 +392,12 @@ def experiment(
         notes.append(
             f"{', '.join(r.name for r, _ in cold)}: no TGAP warm-up of the backbone exists for this model; trained "
             f"from scratch for {epochs} epochs, the warm-up plus training epochs of the other rows."
+        )
+    scratch = [r for r in chosen if lacks_pretrained(plan.loaded(r, 0))]
+    if scratch:
+        notes.append(
+            f"{', '.join(r.name for r in scratch)}: the preset's pretrained backbone is an R(2+1)D; these rows have "
+            "another backbone and train from scratch (no pretrained weights of their own exist at this scale)."
         )
     results = run_table(tab, plan, chosen, seeds, stages, progress)
     paths = write_table(tab, results, out, preset=preset, seeds=seeds, notes=notes)

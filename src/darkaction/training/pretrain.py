@@ -98,26 +98,17 @@ def _check(cfg) -> None:
 def pretrain(cfg, out: str | Path | None = None, command: str = "") -> Path:
     """Render the corpus (if needed), prepare it, train the TGAP model, evaluate it on the corpus's test groups and
     export its backbone to `out` (default `default_output(cfg)`). Returns the weights file."""
-    from darkaction.data.prepare import prepare
-    from darkaction.data.synthetic import synth
-    from darkaction.demo import synth_is_current
-    from darkaction.enhance.run import enhance
+    from darkaction.demo import build_data
     from darkaction.evaluation.evaluate import evaluate
     from darkaction.training.run import train, train_state
 
     _check(cfg)
     out = Path(out) if out else default_output(cfg)
     start = time.perf_counter()
-    if cfg.data.source.format == "synth" and not synth_is_current(cfg):
-        print(f"== pretrain: rendering the corpus -> {cfg.synth.out}", flush=True)
-        synth(cfg.synth)
-    print(f"== pretrain: prepare -> {cfg.data.prepared}", flush=True)
-    prepare(cfg, progress=cfg.train.progress)
-    if cfg.enhance.method != "identity":
-        enhance(cfg)
+    build_data(cfg)
     run_dir = cfg.resolved_run_dir()
     state = train_state(run_dir, cfg.train.epochs)
-    print(f"== pretrain: train ({state}) -> {run_dir}", flush=True)
+    print(f"\n== pretrain: train ({state}) -> {run_dir}", flush=True)
     if state != "done":
         train(cfg, resume=state == "resume")
     res = evaluate(run_dir, views=cfg.eval.views) if _has_test(cfg) else {}

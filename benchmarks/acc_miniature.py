@@ -1,0 +1,130 @@
+"""Accuracy of the method in miniature (issue 13): the CPU preset with its BERT head and with a TGAP head on the same
+pretrained backbone, several seeds, on the preset's data (default: `synth.profile: arid`) or any other
+(`--set data.source.root=... synth.profile=arid-val ...`).
+
+    .venv/bin/python benchmarks/acc_miniature.py [--config configs/cpu.yaml] [--seeds 3] [--heads bert,tgap]
+        [--out runs/miniature] [--set KEY=VALUE ...]
+
+Every (head, seed) run is resumable and skipped when done. Prints and writes `<out>/summary.md` and `summary.json`:
+per-seed test top-1 and sit<->stand confusion, the mean with a 95 % bootstrap interval (test videos resampled within
+each seed, seeds resampled too), and the paired BERT - TGAP difference (same videos, same seeds) with its interval
+and a two-sided bootstrap p-value.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+from darkaction.config import load_config
+from darkaction.demo import build_data
+from darkaction.evaluation.evaluate import evaluate
+from darkaction.training.run import train, train_state
+from darkaction.utils import atomic_write_text, read_json, write_json
+
+
+def run_one(base: list[str], config: str, head: str, seed: int, out: Path) -> dict:
+    name = f"{head}-seed{seed}"
+    cfg = load_config(config, [*base, f"model.head={head}", f"seed={seed}", f"train.seed={seed}",
+                               f"name={name}", f"run_dir={out / name}"])  # fmt: skip
+    run_dir = cfg.resolved_run_dir()
+    state = train_state(run_dir, cfg.train.epochs)
+    t0 = time.perf_counter()
+    if state != "done":
+        train(cfg, resume=state == "resume")
+    seconds = time.perf_counter() - t0 if state != "done" else read_json(run_dir / "bench.json")["train_seconds"]
+    write_json(run_dir / "bench.json", {"train_seconds": seconds})
+    res = evaluate(run_dir, views=cfg.eval.views, progress=False)
+    correct = np.array([p["pred"] == p["label"] for p in res["predictions"]], dtype=float)
+    return {"head": head, "seed": seed, "top1": res["top1"], "mean_class_acc": res["mean_class_acc"],
+            "n": res["n_test_videos"], "sit_stand": sit_stand_confusion(res), "correct": correct.tolist(),
+            "videos": [p["video_id"] for p in res["predictions"]], "train_seconds": round(seconds, 1)}  # fmt: skip
+
+
+def sit_stand_confusion(res: dict) -> float | None:
+    """Share of sit and stand test videos predicted as the other one of the two."""
+    classes = [c.lower() for c in res["classes"]]
+    if "sit" not in classes or "stand" not in classes:
+        return None
+    i, j = classes.index("sit"), classes.index("stand")
+    cm = np.asarray(res["confusion"])
+    n = cm[i].sum() + cm[j].sum()
+    return float((cm[i, j] + cm[j, i]) / n) if n else None
+
+
+def bootstrap_mean(correct: np.ndarray, boot: int, rng: np.random.Generator) -> tuple[float, float]:
+    """95 % interval of the mean accuracy: seeds (rows) and test videos (columns) resampled."""
+    s, n = correct.shape
+    means = np.empty(boot)
+    for b in range(boot):
+        rows = rng.integers(0, s, s)
+        cols = rng.integers(0, n, (s, n))
+        means[b] = correct[rows[:, None], cols].mean()
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def bootstrap_paired(a: np.ndarray, b: np.ndarray, boot: int, rng: np.random.Generator) -> dict:
+    """Mean of a - b over the same seeds and videos, its 95 % interval and a two-sided bootstrap p-value."""
+    d = a - b
+    s, n = d.shape
+    diffs = np.empty(boot)
+    for k in range(boot):
+        rows = rng.integers(0, s, s)
+        cols = rng.integers(0, n, (s, n))
+        diffs[k] = d[rows[:, None], cols].mean()
+    p = 2 * min((diffs <= 0).mean(), (diffs >= 0).mean())
+    return {"diff": float(d.mean()), "lo": float(np.percentile(diffs, 2.5)), "hi": float(np.percentile(diffs, 97.5)),
+            "p": float(min(1.0, p))}  # fmt: skip
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", default="configs/cpu.yaml")
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--heads", default="bert,tgap")
+    ap.add_argument("--out", default="runs/miniature")
+    ap.add_argument("--boot", type=int, default=5000)
+    ap.add_argument("--set", dest="overrides", nargs="*", default=[], metavar="KEY=VALUE")
+    args = ap.parse_args()
+    out = Path(args.out)
+    build_data(load_config(args.config, args.overrides))
+    heads = args.heads.split(",")
+    runs = [run_one(args.overrides, args.config, h, s, out) for s in range(args.seeds) for h in heads]
+    rng = np.random.default_rng(0)
+    lines = [f"config {args.config} {' '.join(args.overrides)}".rstrip(), "",
+             "| head | per-seed top-1 (%) | mean top-1 (95 % CI) | per-seed sit<->stand confusion (%) | "
+             "train s per run |", "|---|---|---|---|---|"]  # fmt: skip
+    summary: dict = {"config": args.config, "overrides": args.overrides, "heads": {}}
+    correct = {}
+    for h in heads:
+        rs = [r for r in runs if r["head"] == h]
+        correct[h] = np.array([r["correct"] for r in rs])
+        lo, hi = bootstrap_mean(correct[h], args.boot, rng)
+        mean = float(correct[h].mean())
+        ss = [r["sit_stand"] for r in rs]
+        summary["heads"][h] = {"top1": [r["top1"] for r in rs], "mean": mean, "ci": [lo, hi], "sit_stand": ss,
+                               "n_test_videos": rs[0]["n"], "seeds": len(rs)}  # fmt: skip
+        per = ", ".join(f"{100 * r['top1']:.1f}" for r in rs)
+        sst = ", ".join("-" if v is None else f"{100 * v:.1f}" for v in ss)
+        secs = ", ".join(f"{r['train_seconds']:.0f}" for r in rs)
+        lines.append(f"| {h} | {per} | {100 * mean:.1f} ({100 * lo:.1f}-{100 * hi:.1f}) | {sst} | {secs} |")
+    n = runs[0]["n"]
+    lines += ["", f"{n} test videos, {args.seeds} seeds (0..{args.seeds - 1}); intervals: bootstrap over seeds and "
+              "test videos."]  # fmt: skip
+    if "bert" in correct and "tgap" in correct:
+        pd = bootstrap_paired(correct["bert"], correct["tgap"], args.boot, rng)
+        summary["bert_minus_tgap"] = pd
+        ci = f"95 % CI {100 * pd['lo']:+.1f} to {100 * pd['hi']:+.1f}"
+        lines.append(f"Paired BERT - TGAP (same videos and seeds): {100 * pd['diff']:+.1f} points ({ci}), "
+                     f"bootstrap p = {pd['p']:.3f}.")  # fmt: skip
+    text = "\n".join(lines) + "\n"
+    print(text)
+    atomic_write_text(out / "summary.md", text)
+    write_json(out / "summary.json", {**summary, "runs": runs})
+
+
+if __name__ == "__main__":
+    main()
