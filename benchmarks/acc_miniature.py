@@ -4,11 +4,14 @@ pretrained backbone, several seeds, on the preset's data (default: `synth.profil
 
     .venv/bin/python benchmarks/acc_miniature.py [--config configs/cpu.yaml] [--seeds 3] [--heads bert,tgap]
         [--out runs/miniature] [--set KEY=VALUE ...]
+    # the second, differently rendered profile (its own data, cache and runs):
+    .venv/bin/python benchmarks/acc_miniature.py --out runs/miniature-val --set synth.profile=arid-val \
+        synth.out=data/arid-val data.source.root=data/arid-val data.prepared=prepared/arid-val
 
 Every (head, seed) run is resumable and skipped when done. Prints and writes `<out>/summary.md` and `summary.json`:
-per-seed test top-1 and sit<->stand confusion, the mean with a 95 % bootstrap interval (test videos resampled within
-each seed, seeds resampled too), and the paired BERT - TGAP difference (same videos, same seeds) with its interval
-and a two-sided bootstrap p-value.
+per-seed test top-1 and sit<->stand confusion, the mean with a 95 % bootstrap interval (whole test recording groups
+resampled, the same for every seed and head, and seeds resampled), and the paired
+BERT - TGAP difference (same videos, same seeds) with its interval and a sign-flip permutation p-value over groups.
 """
 
 from __future__ import annotations
@@ -35,8 +38,12 @@ def run_one(base: list[str], config: str, head: str, seed: int, out: Path) -> di
     t0 = time.perf_counter()
     if state != "done":
         train(cfg, resume=state == "resume")
-    seconds = time.perf_counter() - t0 if state != "done" else read_json(run_dir / "bench.json")["train_seconds"]
-    write_json(run_dir / "bench.json", {"train_seconds": seconds})
+    record = run_dir / "bench.json"
+    if state == "fresh" or not record.is_file():
+        seconds = time.perf_counter() - t0 if state == "fresh" else float("nan")  # resumed: the total is unknown
+    else:
+        seconds = read_json(record)["train_seconds"] + (time.perf_counter() - t0 if state == "resume" else 0.0)
+    write_json(record, {"train_seconds": seconds})
     res = evaluate(run_dir, views=cfg.eval.views, progress=False)
     correct = np.array([p["pred"] == p["label"] for p in res["predictions"]], dtype=float)
     return {"head": head, "seed": seed, "top1": res["top1"], "mean_class_acc": res["mean_class_acc"],
@@ -55,29 +62,46 @@ def sit_stand_confusion(res: dict) -> float | None:
     return float((cm[i, j] + cm[j, i]) / n) if n else None
 
 
-def bootstrap_mean(correct: np.ndarray, boot: int, rng: np.random.Generator) -> tuple[float, float]:
-    """95 % interval of the mean accuracy: seeds (rows) and test videos (columns) resampled."""
-    s, n = correct.shape
+def group_of(video_id: str) -> str:
+    """The recording group of an ARID-style video id (`Run__Run_17_1` -> `17`): the unit the claim generalises over."""
+    parts = video_id.rsplit("_", 2)
+    return parts[-2] if len(parts) == 3 else video_id
+
+
+def _draw(groups: np.ndarray, seeds: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """One bootstrap replicate: seeds resampled, and whole test groups resampled (the same for every seed and
+    head, since all of them are scored on the same videos)."""
+    names = np.unique(groups)
+    pick = rng.choice(names, size=len(names))
+    cols = np.concatenate([np.flatnonzero(groups == g) for g in pick])
+    return rng.integers(0, seeds, seeds), cols
+
+
+def bootstrap_mean(correct: np.ndarray, groups: np.ndarray, boot: int, rng: np.random.Generator) -> list[float]:
+    """95 % interval of the mean accuracy (seeds x videos), seeds and test groups resampled."""
     means = np.empty(boot)
     for b in range(boot):
-        rows = rng.integers(0, s, s)
-        cols = rng.integers(0, n, (s, n))
-        means[b] = correct[rows[:, None], cols].mean()
-    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+        rows, cols = _draw(groups, correct.shape[0], rng)
+        means[b] = correct[rows][:, cols].mean()
+    return [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]
 
 
-def bootstrap_paired(a: np.ndarray, b: np.ndarray, boot: int, rng: np.random.Generator) -> dict:
-    """Mean of a - b over the same seeds and videos, its 95 % interval and a two-sided bootstrap p-value."""
+def paired(a: np.ndarray, b: np.ndarray, groups: np.ndarray, boot: int, rng: np.random.Generator) -> dict:
+    """a - b on the same seeds and videos: the mean difference, its 95 % bootstrap interval (seeds and test groups
+    resampled) and the p-value of a paired sign-flip permutation test over test groups (each group's difference,
+    averaged over seeds, keeps or flips its sign)."""
     d = a - b
-    s, n = d.shape
     diffs = np.empty(boot)
     for k in range(boot):
-        rows = rng.integers(0, s, s)
-        cols = rng.integers(0, n, (s, n))
-        diffs[k] = d[rows[:, None], cols].mean()
-    p = 2 * min((diffs <= 0).mean(), (diffs >= 0).mean())
+        rows, cols = _draw(groups, d.shape[0], rng)
+        diffs[k] = d[rows][:, cols].mean()
+    names = np.unique(groups)
+    per_group = np.array([d[:, groups == g].sum() for g in names]) / d.size
+    observed = per_group.sum()
+    flips = rng.choice([-1.0, 1.0], size=(boot, len(names))) @ per_group
+    p = (np.sum(np.abs(flips) >= abs(observed) - 1e-12) + 1) / (boot + 1)
     return {"diff": float(d.mean()), "lo": float(np.percentile(diffs, 2.5)), "hi": float(np.percentile(diffs, 97.5)),
-            "p": float(min(1.0, p))}  # fmt: skip
+            "p": float(p), "groups": len(names)}  # fmt: skip
 
 
 def main() -> None:
@@ -98,11 +122,15 @@ def main() -> None:
              "| head | per-seed top-1 (%) | mean top-1 (95 % CI) | per-seed sit<->stand confusion (%) | "
              "train s per run |", "|---|---|---|---|---|"]  # fmt: skip
     summary: dict = {"config": args.config, "overrides": args.overrides, "heads": {}}
+    videos = runs[0]["videos"]
+    if any(r["videos"] != videos for r in runs):
+        raise SystemExit("runs were scored on different test videos; a paired comparison needs the same ones")
+    groups = np.array([group_of(v) for v in videos])
     correct = {}
     for h in heads:
         rs = [r for r in runs if r["head"] == h]
         correct[h] = np.array([r["correct"] for r in rs])
-        lo, hi = bootstrap_mean(correct[h], args.boot, rng)
+        lo, hi = bootstrap_mean(correct[h], groups, args.boot, rng)
         mean = float(correct[h].mean())
         ss = [r["sit_stand"] for r in rs]
         summary["heads"][h] = {"top1": [r["top1"] for r in rs], "mean": mean, "ci": [lo, hi], "sit_stand": ss,
@@ -112,14 +140,15 @@ def main() -> None:
         secs = ", ".join(f"{r['train_seconds']:.0f}" for r in rs)
         lines.append(f"| {h} | {per} | {100 * mean:.1f} ({100 * lo:.1f}-{100 * hi:.1f}) | {sst} | {secs} |")
     n = runs[0]["n"]
-    lines += ["", f"{n} test videos, {args.seeds} seeds (0..{args.seeds - 1}); intervals: bootstrap over seeds and "
-              "test videos."]  # fmt: skip
+    lines += ["", f"{n} test videos of {len(set(groups))} recording groups, {args.seeds} seeds (0..{args.seeds - 1}); "
+              "intervals: bootstrap over seeds and whole test groups (3 seeds make the seed part coarse; 5 groups "
+              "allow 32 sign patterns, so p >= 1/16)."]  # fmt: skip
     if "bert" in correct and "tgap" in correct:
-        pd = bootstrap_paired(correct["bert"], correct["tgap"], args.boot, rng)
+        pd = paired(correct["bert"], correct["tgap"], groups, args.boot, rng)
         summary["bert_minus_tgap"] = pd
         ci = f"95 % CI {100 * pd['lo']:+.1f} to {100 * pd['hi']:+.1f}"
         lines.append(f"Paired BERT - TGAP (same videos and seeds): {100 * pd['diff']:+.1f} points ({ci}), "
-                     f"bootstrap p = {pd['p']:.3f}.")  # fmt: skip
+                     f"sign-flip permutation p = {pd['p']:.3f} over {pd['groups']} test groups.")  # fmt: skip
     text = "\n".join(lines) + "\n"
     print(text)
     atomic_write_text(out / "summary.md", text)

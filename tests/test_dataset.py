@@ -43,6 +43,7 @@ def _video(n, seed):
 def _cfg(**sampling):
     cfg = Config()
     cfg.sampling.T = 16
+    cfg.sampling.alpha = 4.0  # evaluation datasets take the training run's number (tests of auto: test_sampling)
     cfg.augment.height = cfg.augment.width = H
     cfg.augment.normalize = "none"
     for k, v in sampling.items():
@@ -172,3 +173,15 @@ def test_with_real_frame_cache(tmp_path):
     assert batch["clip"].shape == (2, 3, 16, H, W) and batch["label"].tolist() == [0, 1]
     test = ClipDataset(records, cache, cfg, train=False, views=5)
     assert test[1]["clip"].shape == (5, 3, 16, H, W)
+
+
+def test_train_dataset_resolves_alpha_auto_from_its_own_lengths(data):
+    records, cache = data
+    cfg = _cfg(strategy="delta", alpha="auto")
+    ds = ClipDataset(records, cache, cfg, train=True)
+    longest = max(len(cache.frames(r.video_id)) for r in records)
+    assert ds.params["alpha"] == np.ceil(10 * longest / 16) / 10 and ds.n_max == longest
+    with pytest.raises(ConfigError, match="alpha: auto needs"):
+        ClipDataset(records, cache, cfg, train=False)  # evaluation must be given the training split's N_max
+    uniform = ClipDataset(records, cache, _cfg(strategy="uniform", alpha="auto"), train=False)
+    assert uniform.params["alpha"] is None  # not used by this sampler: no error

@@ -12,11 +12,23 @@ import torch
 from darkaction.config import load_config
 from darkaction.models.build import build_model
 from darkaction.models.pretrained import load_pretrained
-from darkaction.training.pretrain import flush_denormals
-from darkaction.utils import read_json
+from darkaction.utils import flush_denormals, read_json
 
 ROOT = Path(__file__).resolve().parents[1]
 PRESETS = ("cpu.yaml", "demo.yaml")
+
+
+def test_pretrained_weights_with_a_planted_denormal_load_flushed(tmp_path: Path):
+    from darkaction.models.r2plus1d import r2plus1d_18
+
+    src = r2plus1d_18(width=0.125, ig65m_midplanes=False)
+    state = src.state_dict()
+    state["stem.0.weight"].view(-1)[0] = 1e-41  # denormal in fp32
+    torch.save(state, tmp_path / "w.pth")
+    dst = r2plus1d_18(width=0.125, ig65m_midplanes=False)
+    assert load_pretrained(dst, tmp_path / "w.pth", verbose=False).ok
+    assert dst.stem[0].weight.view(-1)[0].item() == 0.0
+    assert torch.equal(dst.stem[0].weight.view(-1)[1:], state["stem.0.weight"].view(-1)[1:])
 
 
 def test_flush_denormals_zeroes_exactly_the_denormal_floats():

@@ -168,7 +168,7 @@ class SamplingConfig:
     beta: float = 0.0
     gamma: float = 1.5
     # the maximum sampling rate; auto = N_max / T over the training split, rounded up to 0.1, so that no training
-    # clip is cropped (the paper's 4 with T=64 and ARID's 225-frame maximum); the run's config records the value
+    # clip is cropped (ARID at T=64: 3.6; the paper's fixed 4 also crops none); the run's config records the value
     alpha: float | str = "auto"
     n_min: int = 0  # 0 = from the training index
     n_max: int = 0  # 0 = from the training index

@@ -50,6 +50,13 @@ def build_data(cfg, times: dict[str, float] | None = None) -> dict[str, float]:
 
     times = {} if times is None else times
     if cfg.data.source.format == "synth":
+        if Path(cfg.synth.out).resolve() != Path(cfg.data.source.root).resolve():
+            from darkaction.errors import ConfigError
+
+            raise ConfigError(
+                f"synth.out ({cfg.synth.out}) and data.source.root ({cfg.data.source.root}) differ: the synthetic set "
+                "would be rendered in one place and read from another; set both (and data.prepared) together"
+            )
         t = _stage(f"synthetic dataset -> {cfg.synth.out}")
         if synth_is_current(cfg):
             print("already generated; skipped")

@@ -67,7 +67,9 @@ class ClipDataset(Dataset):
         self.epoch = 0
         self.T = int(cfg.sampling.T)
         self.strategy = cfg.sampling.strategy if train else (cfg.sampling.test_strategy or cfg.sampling.strategy)
-        if self.train and (n_min is None or n_max is None) and self.strategy in _NEEDS_LENGTHS and self.records:
+        auto_alpha = self.strategy == "delta" and isinstance(cfg.sampling.alpha, str)
+        needs = self.strategy in _NEEDS_LENGTHS or auto_alpha
+        if self.train and (n_min is None or n_max is None) and needs and self.records:
             lengths = [self._length(i) for i in range(len(self.records))]
             n_min = min(lengths) if n_min is None else n_min
             n_max = max(lengths) if n_max is None else n_max

@@ -230,10 +230,12 @@ def sampler_params(sampling: Any, n_min: int | None = None, n_max: int | None = 
     if test and test not in STRATEGIES:
         raise ConfigError(f"unknown sampling.test_strategy '{test}'; choose one of: {', '.join(STRATEGIES)}")
     n_max = int(sampling.n_max) if sampling.n_max else (int(n_max) if n_max else None)
+    # alpha caps delta sampling only: `auto` without N_max is an error only when delta sampling will run
+    unused = isinstance(sampling.alpha, str) and not n_max and "delta" not in (sampling.strategy, test)
     return {
         "beta": float(sampling.beta),
         "gamma": float(sampling.gamma),
-        "alpha": resolve_alpha(sampling.alpha, n_max, sampling.T),
+        "alpha": None if unused else resolve_alpha(sampling.alpha, n_max, sampling.T),
         "n_min": int(sampling.n_min) if sampling.n_min else (int(n_min) if n_min else None),
         "n_max": n_max,
     }

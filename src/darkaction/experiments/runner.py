@@ -219,6 +219,8 @@ def _bright_synth(plan: Plan, stages: Stages) -> Path:
         seed=base.seed + BRIGHT_SYNTH["seed_offset"],
         brightness=list(BRIGHT_SYNTH["brightness"]),
         noise=BRIGHT_SYNTH["noise"],
+        dark_fraction=0.0,  # well lit throughout, unlike the dark profile it copies
+        profile="default",
     )
     if not (Path(cfg.out) / "metadata.json").is_file():
         stages.synth(cfg)

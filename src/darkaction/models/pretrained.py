@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from darkaction.errors import DataError
+from darkaction.utils import flush_denormals
 
 STEM_KEY = "stem.0.weight"
 
@@ -113,6 +114,7 @@ def load_pretrained(model: nn.Module, path: str | os.PathLike, verbose: bool = T
     """
     target = getattr(model, "backbone", model)
     source = read_state_dict(path)
+    flush_denormals(source)  # denormal weights slow fp32 convolution down tens of times on some CPUs
     own = target.state_dict()
     report = LoadReport(path=str(path))
     to_load: dict[str, torch.Tensor] = {}

@@ -22,27 +22,10 @@ from pathlib import Path
 import torch
 
 from darkaction.errors import ConfigError
-from darkaction.utils import atomic_write_bytes, write_json
+from darkaction.utils import atomic_write_bytes, flush_denormals, write_json
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[3] / "configs" / "pretrain.yaml"
 BACKBONE_PREFIX = "model.backbone."
-
-
-def flush_denormals(state: dict[str, torch.Tensor]) -> int:
-    """Set denormal floats in a state dict to zero, in place; returns how many there were.
-
-    Denormal weights make fp32 convolution on some CPUs tens of times slower (REFERENCE.md: 35x for Zero-DCE) and
-    carry no information at these magnitudes."""
-    count = 0
-    for value in state.values():
-        if isinstance(value, torch.Tensor) and value.is_floating_point():
-            tiny = torch.finfo(value.dtype).tiny
-            sub = (value != 0) & (value.abs() < tiny)
-            n = int(sub.sum())
-            if n:
-                value[sub] = 0
-                count += n
-    return count
 
 
 def sha256_of(path: str | Path) -> str:
