@@ -29,12 +29,14 @@ from darkaction.training.run import train, train_state
 from darkaction.utils import atomic_write_text, read_json, write_json
 
 
-def run_one(base: list[str], config: str, head: str, seed: int, out: Path) -> dict:
+def run_one(base: list[str], config: str, head: str, seed: int, out: Path, train_runs: bool = True) -> dict:
     name = f"{head}-seed{seed}"
     cfg = load_config(config, [*base, f"model.head={head}", f"seed={seed}", f"train.seed={seed}",
                                f"name={name}", f"run_dir={out / name}"])  # fmt: skip
     run_dir = cfg.resolved_run_dir()
     state = train_state(run_dir, cfg.train.epochs)
+    if not train_runs:
+        state = "done"  # --no-train: score what is there (e.g. runs trained by parallel invocations)
     t0 = time.perf_counter()
     if state != "done":
         train(cfg, resume=state == "resume")
@@ -111,12 +113,14 @@ def main() -> None:
     ap.add_argument("--heads", default="bert,tgap")
     ap.add_argument("--out", default="runs/miniature")
     ap.add_argument("--boot", type=int, default=5000)
+    ap.add_argument("--no-train", action="store_true", help="only evaluate and summarise runs that exist")
     ap.add_argument("--set", dest="overrides", nargs="*", default=[], metavar="KEY=VALUE")
     args = ap.parse_args()
     out = Path(args.out)
     build_data(load_config(args.config, args.overrides))
     heads = args.heads.split(",")
-    runs = [run_one(args.overrides, args.config, h, s, out) for s in range(args.seeds) for h in heads]
+    pairs = [(h, s) for s in range(args.seeds) for h in heads]
+    runs = [run_one(args.overrides, args.config, h, s, out, not args.no_train) for h, s in pairs]
     rng = np.random.default_rng(0)
     lines = [f"config {args.config} {' '.join(args.overrides)}".rstrip(), "",
              "| head | per-seed top-1 (%) | mean top-1 (95 % CI) | per-seed sit<->stand confusion (%) | "

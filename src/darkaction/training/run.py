@@ -131,7 +131,7 @@ def train(
             `build_model` and the data from the prepared, enhanced cache.
     """
     import lightning as L
-    from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, ProgressBar, TQDMProgressBar
+    from lightning.pytorch.callbacks import LearningRateMonitor, ProgressBar, TQDMProgressBar
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
     from darkaction.training.datamodule import VideoDataModule
@@ -179,16 +179,7 @@ def train(
     lit = VideoClassifierModule(cfg, num_classes=len(classes), model=model, classes=classes)
     has_val = bool(getattr(dm, "has_val", False))
     monitor, mode = ("val/acc", "max") if has_val else ("train/loss_epoch", "min")
-    checkpoint = ModelCheckpoint(
-        dirpath=ckpt_dir,
-        filename="best",
-        monitor=monitor,
-        mode=mode,
-        save_top_k=1,
-        save_last=True,
-        auto_insert_metric_name=False,
-        enable_version_counter=False,
-    )
+    checkpoints = checkpoint_callbacks(ckpt_dir, monitor, mode)
     precision = resolve_precision(t.precision, t.accelerator)
     own_bar = any(isinstance(c, ProgressBar) for c in callbacks or [])
     old_rows = _read_csv_rows(run_dir / "metrics.csv") if resume else []
@@ -213,7 +204,7 @@ def train(
         ],
         callbacks=[
             PreciseBN(t.precise_bn),
-            checkpoint,
+            *checkpoints,
             LearningRateMonitor(logging_interval="epoch"),
             # in a log file (no terminal) one progress line per epoch instead of one per step (Lightning's bar
             # writes to stdout)
@@ -239,6 +230,19 @@ def train(
             _merge_metrics(run_dir / "metrics.csv", old_rows, start_epoch)
         _finish_report(run_dir)
     return run_dir
+
+
+def checkpoint_callbacks(ckpt_dir: Path, monitor: str, mode: str) -> list:
+    """best.ckpt (the best epoch by `monitor`) and last.ckpt (every epoch: what --resume continues from).
+
+    Two callbacks, because Lightning's `save_last=True` only refreshes last.ckpt when a new best was saved in the same
+    step: a run whose final epochs did not improve would resume from, and be judged finished by, an older epoch."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    common = {"dirpath": ckpt_dir, "auto_insert_metric_name": False, "enable_version_counter": False}
+    best = ModelCheckpoint(filename="best", monitor=monitor, mode=mode, save_top_k=1, save_last=False, **common)
+    last = ModelCheckpoint(filename="last", monitor=None, save_top_k=1, every_n_epochs=1, **common)
+    return [best, last]
 
 
 def train_state(run_dir: Path, epochs: int) -> str:
