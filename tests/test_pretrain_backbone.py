@@ -3,6 +3,7 @@ committed file the CPU presets start from, and a reduced-size reproduction of th
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from pathlib import Path
 
@@ -47,7 +48,7 @@ def test_committed_backbone_matches_its_sha256_and_loads_with_nothing_missing(pr
     record = read_json(weights.with_suffix(".json"))
     assert hashlib.sha256(weights.read_bytes()).hexdigest() == record["sha256"]
     assert weights.stat().st_size <= 10 * 2**20
-    model = build_model(cfg.model.__class__(**{**cfg.model.__dict__, "pretrained": ""}), 6, cfg.sampling.T)
+    model = build_model(dataclasses.replace(cfg.model, pretrained=""), 6, cfg.sampling.T)
     report = load_pretrained(model, weights, verbose=False)
     assert report.ok and not report.unexpected and len(report.loaded) == record["tensors"]
     # no denormal weights (they slow fp32 convolution down tens of times on some CPUs)

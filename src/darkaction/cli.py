@@ -62,8 +62,7 @@ def _add_synth(sub) -> None:
         help="named settings: default | arid (ARID 1.1's structure: 320x240, 30 fps, 33-225 frames, 16 train "
         "groups x 3 takes, 5 test groups x 4 takes, small people, brightness 4.5-55/255, a fifth of the takes "
         "nearly black) | arid-val (the same structure, another seed and other render settings) | pretrain (the "
-        "bright 14-motion corpus of "
-        "`darkaction pretrain`); synth.* keys in the config or --set override its values",
+        "bright 14-motion corpus of `darkaction pretrain`); synth.* keys in the config or --set override its values",
     )
     p.set_defaults(func=_run_synth)
 
@@ -339,16 +338,22 @@ def _add_pretrain(sub) -> None:
     p.set_defaults(func=_run_pretrain)
 
 
-def _run_pretrain(args: argparse.Namespace) -> int:
-    from pathlib import Path
+def _config_or_default(args: argparse.Namespace, default) -> str:
+    """--config, else the command's own config file beside the package (a clear error when neither exists)."""
+    if args.config is not None:
+        return args.config
+    if not default.is_file():
+        from darkaction.errors import ConfigError
 
+        raise ConfigError(f"{default} not found; pass --config configs/{default.name}")
+    return str(default)
+
+
+def _run_pretrain(args: argparse.Namespace) -> int:
     from darkaction.config import load_config
-    from darkaction.errors import ConfigError
     from darkaction.training.pretrain import DEFAULT_CONFIG, pretrain
 
-    path = args.config or DEFAULT_CONFIG
-    if not Path(path).is_file():
-        raise ConfigError(f"{path} not found; pass --config configs/pretrain.yaml")
+    path = _config_or_default(args, DEFAULT_CONFIG)
     words = ["darkaction pretrain", *(["--config", str(args.config)] if args.config else [])]
     words += [f"--set {o}" for o in args.overrides] + (["--out", args.out] if args.out else [])
     command = " ".join(words)
@@ -471,14 +476,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     from darkaction.config import load_config
     from darkaction.demo import DEFAULT_CONFIG, demo
 
-    path = args.config
-    if path is None:
-        if not DEFAULT_CONFIG.is_file():
-            from darkaction.errors import ConfigError
-
-            raise ConfigError(f"{DEFAULT_CONFIG} not found; pass --config configs/demo.yaml")
-        path = DEFAULT_CONFIG
-    demo(load_config(path, list(args.overrides)))
+    demo(load_config(_config_or_default(args, DEFAULT_CONFIG), list(args.overrides)))
     return 0
 
 

@@ -199,10 +199,10 @@ def _synth_class_names(root: Path, ids: list[str]) -> list[str]:
     meta = root / "metadata.json"
     if not meta.is_file():
         return ids
-    import json
+    from darkaction.utils import read_json
 
     try:
-        extra = json.loads(meta.read_text()).get("class_ids", {})
+        extra = read_json(meta).get("class_ids", {})
     except (ValueError, AttributeError):
         return ids
     names = list(ids)

@@ -300,6 +300,24 @@ def _sidestep(a: dict, t: np.ndarray, p: np.ndarray, motion: dict) -> None:
 PRETRAIN_ACTIONS = ("Jump", "Squat", "Bow", "Kick", "Clap", "Punch", "RaiseArms", "Sidestep")
 
 
+# action -> its joint-angle changes (angles, times, action progress, motion parameters, body); Stand is Sit reversed
+_MOTIONS = {
+    "Walk": lambda a, t, p, m, b: _gait(a, t, p, m, run=False),
+    "Run": lambda a, t, p, m, b: _gait(a, t, p, m, run=True),
+    "Sit": lambda a, t, p, m, b: _sit(a, p, b),
+    "Wave": lambda a, t, p, m, b: _wave(a, t, p, m),
+    "Turn": lambda a, t, p, m, b: _turn(a, p, m),
+    "Jump": lambda a, t, p, m, b: _jump(a, p, m, b),
+    "Squat": lambda a, t, p, m, b: _squat(a, p, m, b),
+    "Bow": lambda a, t, p, m, b: _bow(a, p, m),
+    "Kick": lambda a, t, p, m, b: _kick(a, p, m),
+    "Clap": lambda a, t, p, m, b: _clap(a, t, p, m),
+    "Punch": lambda a, t, p, m, b: _punch(a, t, p, m),
+    "RaiseArms": lambda a, t, p, m, b: _raise_arms(a, p, m),
+    "Sidestep": lambda a, t, p, m, b: _sidestep(a, t, p, m),
+}
+
+
 def _assemble(a: dict, body: Body, motion: dict) -> Poses:
     """Forward kinematics: joint angles (T arrays) -> joints (T, 15, 3) in the camera frame."""
     n = len(a["lean"])
@@ -355,32 +373,9 @@ def pose_sequence(action: str, n_frames: int, start: int, end: int, motion: dict
     t = f / fps
     p = np.clip((f - start) / (end - start), 0.0, 1.0)
     a = _idle(n_frames, t, motion)
-    if action in ("Walk", "Run"):
-        _gait(a, t, p, motion, run=action == "Run")
-    elif action == "Sit":
-        _sit(a, p, body)
-    elif action == "Wave":
-        _wave(a, t, p, motion)
-    elif action == "Turn":
-        _turn(a, p, motion)
-    elif action == "Jump":
-        _jump(a, p, motion, body)
-    elif action == "Squat":
-        _squat(a, p, motion, body)
-    elif action == "Bow":
-        _bow(a, p, motion)
-    elif action == "Kick":
-        _kick(a, p, motion)
-    elif action == "Clap":
-        _clap(a, t, p, motion)
-    elif action == "Punch":
-        _punch(a, t, p, motion)
-    elif action == "RaiseArms":
-        _raise_arms(a, p, motion)
-    elif action == "Sidestep":
-        _sidestep(a, t, p, motion)
-    else:
+    if action not in _MOTIONS:
         raise ValueError(f"unknown action {action!r}")
+    _MOTIONS[action](a, t, p, motion, body)
     return _assemble(a, body, motion)
 
 

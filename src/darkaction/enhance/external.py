@@ -12,7 +12,6 @@ The model takes float32 N,3,H,W RGB in [0, 1] and returns the same shape in [0, 
 
 from __future__ import annotations
 
-import hashlib
 import zipfile
 from pathlib import Path
 
@@ -20,14 +19,7 @@ import numpy as np
 
 from darkaction.enhance.base import Enhancer
 from darkaction.errors import DataError
-
-
-def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+from darkaction.utils import file_sha256
 
 
 class ExternalEnhancer(Enhancer):

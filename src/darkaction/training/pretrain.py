@@ -15,25 +15,16 @@ resumes from its last checkpoint.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from pathlib import Path
 
 import torch
 
 from darkaction.errors import ConfigError
-from darkaction.utils import atomic_write_bytes, flush_denormals, write_json
+from darkaction.utils import atomic_write_bytes, file_sha256, flush_denormals, write_json
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[3] / "configs" / "pretrain.yaml"
 BACKBONE_PREFIX = "model.backbone."
-
-
-def sha256_of(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def export_backbone(checkpoint: str | Path, out: str | Path) -> dict:
@@ -55,7 +46,7 @@ def export_backbone(checkpoint: str | Path, out: str | Path) -> dict:
     atomic_write_bytes(out, buf.getvalue())
     return {
         "path": str(out),
-        "sha256": sha256_of(out),
+        "sha256": file_sha256(out),
         "tensors": len(backbone),
         "parameters": int(sum(v.numel() for k, v in backbone.items() if not k.endswith("num_batches_tracked"))),
         "bytes": out.stat().st_size,
