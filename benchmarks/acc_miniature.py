@@ -7,6 +7,9 @@ pretrained backbone, several seeds, on the preset's data (default: `synth.profil
     # the second, differently rendered profile (its own data, cache and runs):
     .venv/bin/python benchmarks/acc_miniature.py --out runs/miniature-val --set synth.profile=arid-val \
         synth.out=data/arid-val data.source.root=data/arid-val data.prepared=prepared/arid-val
+    # the runs trained on the preset's data, also scored on another dataset with the same classes (transfer):
+    .venv/bin/python benchmarks/acc_miniature.py --no-train --transfer synth.profile=arid-val \
+        synth.out=data/arid-val data.source.root=data/arid-val data.prepared=prepared/arid-val
 
 Every (head, seed) run is resumable and skipped when done. Prints and writes `<out>/summary.md` and `summary.json`:
 per-seed test top-1 and sit<->stand confusion, the mean with a 95 % bootstrap interval (whole test recording groups
@@ -17,19 +20,45 @@ BERT - TGAP difference (same videos, same seeds) with its interval and a sign-fl
 from __future__ import annotations
 
 import argparse
+import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 
-from darkaction.config import load_config
-from darkaction.demo import build_data
+from darkaction.config import load_config, save_config
 from darkaction.evaluation.evaluate import evaluate
+from darkaction.pipeline import build_data
 from darkaction.training.run import train, train_state
 from darkaction.utils import atomic_write_text, read_json, write_json
 
 
-def run_one(base: list[str], config: str, head: str, seed: int, out: Path, train_runs: bool = True) -> dict:
+def transfer_run(run_dir: Path, overrides: list[str], out: Path) -> Path:
+    """A copy of a trained run whose config reads another dataset (`overrides`): the checkpoint and the run's own
+    enhancer weights stay, the data (rendered, prepared and enhanced with those weights when missing) change."""
+    dest = out / run_dir.name
+    cfg = load_config(run_dir / "config.yaml", [*overrides, f"run_dir={dest}"])
+    # a saved config spells out every synth key, which would win over a `synth.profile` override: take the synth
+    # section from the overrides alone
+    cfg.synth = load_config(None, [o for o in overrides if o.startswith("synth.")]).synth
+    for name in ("checkpoints/best.ckpt", "data.json", "metrics.csv"):
+        if (run_dir / name).is_file() and not (dest / name).is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(run_dir / name, dest / name)
+    save_config(cfg, dest / "config.yaml")
+    build_data(cfg)
+    return dest
+
+
+def score(res: dict, head: str, seed: int, seconds: float) -> dict:
+    correct = np.array([p["pred"] == p["label"] for p in res["predictions"]], dtype=float)
+    return {"head": head, "seed": seed, "top1": res["top1"], "mean_class_acc": res["mean_class_acc"],
+            "n": res["n_test_videos"], "sit_stand": sit_stand_confusion(res), "correct": correct.tolist(),
+            "videos": [p["video_id"] for p in res["predictions"]], "train_seconds": round(seconds, 1)}  # fmt: skip
+
+
+def run_one(base: list[str], config: str, head: str, seed: int, out: Path, train_runs: bool = True,
+            transfer: list[str] | None = None) -> dict:  # fmt: skip
     name = f"{head}-seed{seed}"
     cfg = load_config(config, [*base, f"model.head={head}", f"seed={seed}", f"train.seed={seed}",
                                f"name={name}", f"run_dir={out / name}"])  # fmt: skip
@@ -46,11 +75,9 @@ def run_one(base: list[str], config: str, head: str, seed: int, out: Path, train
     else:
         seconds = read_json(record)["train_seconds"] + (time.perf_counter() - t0 if state == "resume" else 0.0)
     write_json(record, {"train_seconds": seconds})
-    res = evaluate(run_dir, views=cfg.eval.views, progress=False)
-    correct = np.array([p["pred"] == p["label"] for p in res["predictions"]], dtype=float)
-    return {"head": head, "seed": seed, "top1": res["top1"], "mean_class_acc": res["mean_class_acc"],
-            "n": res["n_test_videos"], "sit_stand": sit_stand_confusion(res), "correct": correct.tolist(),
-            "videos": [p["video_id"] for p in res["predictions"]], "train_seconds": round(seconds, 1)}  # fmt: skip
+    if transfer:
+        run_dir = transfer_run(run_dir, transfer, out / "transfer")
+    return score(evaluate(run_dir, views=cfg.eval.views, progress=False), head, seed, seconds)
 
 
 def sit_stand_confusion(res: dict) -> float | None:
@@ -115,12 +142,18 @@ def main() -> None:
     ap.add_argument("--boot", type=int, default=5000)
     ap.add_argument("--no-train", action="store_true", help="only evaluate and summarise runs that exist")
     ap.add_argument("--set", dest="overrides", nargs="*", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--transfer", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="score the trained runs on another dataset: config overrides naming it (copies of the runs "
+                         "go to <out>/transfer; the summary is <out>/transfer/summary.md)")  # fmt: skip
     args = ap.parse_args()
     out = Path(args.out)
     build_data(load_config(args.config, args.overrides))
     heads = args.heads.split(",")
     pairs = [(h, s) for s in range(args.seeds) for h in heads]
-    runs = [run_one(args.overrides, args.config, h, s, out, not args.no_train) for h, s in pairs]
+    runs = [run_one(args.overrides, args.config, h, s, out, not args.no_train, args.transfer) for h, s in pairs]
+    if args.transfer:
+        args.overrides = [*args.overrides, "transfer:", *args.transfer]
+        out = out / "transfer"
     rng = np.random.default_rng(0)
     lines = [f"config {args.config} {' '.join(args.overrides)}".rstrip(), "",
              "| head | per-seed top-1 (%) | mean top-1 (95 % CI) | per-seed sit<->stand confusion (%) | "

@@ -16,8 +16,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from darkaction.enhance.base import bf16_supported
-from darkaction.enhance.dce import DCENet, DCENetPP
+from darkaction.enhancement.base import bf16_supported
+from darkaction.enhancement.dce import DCENet, DCENetPP
 from darkaction.utils import write_json
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "zero_dce" / "official_Epoch99.pth"

@@ -1,6 +1,6 @@
 import pytest
 
-from darkaction.bench import available, bench, find_benchmarks
+from darkaction.benchmarking import available, bench, find_benchmarks
 from darkaction.errors import DataError
 
 

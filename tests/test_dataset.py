@@ -185,3 +185,19 @@ def test_train_dataset_resolves_alpha_auto_from_its_own_lengths(data):
         ClipDataset(records, cache, cfg, train=False)  # evaluation must be given the training split's N_max
     uniform = ClipDataset(records, cache, _cfg(strategy="uniform", alpha="auto"), train=False)
     assert uniform.params["alpha"] is None  # not used by this sampler: no error
+
+
+def test_rate_scale_speeds_up_training_clips_only(data):
+    records, cache = data
+    plain = _cfg(strategy="length")
+    fast = _cfg(strategy="length")
+    fast.augment.rate_scale = [2.0, 2.0]
+    # the 90-frame video: length sampling fills all 16 slots; at twice the rate only 8 are real frames
+    real = (_frame_ids(ClipDataset(records, cache, fast, train=True)[2]["clip"]) > 0).sum()
+    assert real <= 8 + 1  # frame 0 reads as value 0, like a blank: allow it either way
+    assert (_frame_ids(ClipDataset(records, cache, plain, train=True)[2]["clip"]) > 0).sum() >= 15
+    test = ClipDataset(records, cache, fast, train=False, views=1)
+    assert (_frame_ids(test[2]["clip"][0]) > 0).sum() >= 15  # evaluation never scales the rate
+    fast.augment.rate_scale = [3.0, 1.0]
+    with pytest.raises(ConfigError, match="augment.rate_scale"):
+        ClipDataset(records, cache, fast, train=True)

@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from darkaction.config import Config
-from darkaction.enhance.base import build_curve_enhancer, build_enhancer, load_weights, state_dict_hash
-from darkaction.enhance.classic import GammaEnhancer, IdentityEnhancer, gamma_lut
-from darkaction.enhance.dce import DCENet, DCENetPP, apply_curves, apply_curves_, count_parameters
+from darkaction.enhancement.base import build_curve_enhancer, build_enhancer, load_weights, state_dict_hash
+from darkaction.enhancement.classic import GammaEnhancer, IdentityEnhancer, gamma_lut
+from darkaction.enhancement.dce import DCENet, DCENetPP, apply_curves, apply_curves_, count_parameters
 from darkaction.errors import ConfigError, DataError
 
 

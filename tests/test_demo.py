@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 
 def test_demo_config_is_the_papers_method_at_cpu_size():
-    from darkaction.demo import DEFAULT_CONFIG
+    from darkaction.pipeline import DEFAULT_CONFIG
 
     cfg = load_config(DEFAULT_CONFIG)
     assert cfg.name == "demo" and cfg.data.source.format == "synth"
@@ -41,10 +41,11 @@ def test_train_state_detects_done_resume_fresh(tmp_path):
 
 
 @pytest.mark.slow
-def test_tiny_demo_end_to_end_then_skips(tmp_path, capsys, tiny_synth_cfg):
+def test_tiny_demo_end_to_end_then_skips(tmp_path, caplog, tiny_synth_cfg):
+    caplog.set_level("INFO", logger="darkaction")
     import dataclasses
 
-    from darkaction.demo import demo
+    from darkaction.pipeline import demo
 
     s = dataclasses.replace(tiny_synth_cfg, out=str(tmp_path / "data"))  # the demo generates its own copy
     over = [
@@ -63,8 +64,9 @@ def test_tiny_demo_end_to_end_then_skips(tmp_path, capsys, tiny_synth_cfg):
     run = demo(cfg)
     res = json.loads((run / "results.json").read_text())
     assert {"top1", "mean_class_acc", "n_test_videos"} <= set(res) and res["n_test_videos"] == 12
-    out = capsys.readouterr().out
+    out = caplog.text
     assert "report.md" in out
+    caplog.clear()
     demo(cfg)  # second time: every expensive stage is skipped
-    out = capsys.readouterr().out
+    out = caplog.text
     assert out.count("skipped") >= 3

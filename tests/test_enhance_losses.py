@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from darkaction.enhance.losses import (
+from darkaction.enhancement.losses import (
     LossWeights,
     color_constancy_loss,
     exposure_loss,

@@ -6,8 +6,8 @@ import torch
 
 from darkaction.cli import main
 from darkaction.config import Config
-from darkaction.enhance.dce import DCENet
-from darkaction.enhance.run import enhance, preview, training_cache
+from darkaction.enhancement.dce import DCENet
+from darkaction.enhancement.run import enhance, preview, training_cache
 from darkaction.errors import DataError
 
 

@@ -4,8 +4,8 @@ import numpy as np
 import torch
 
 from darkaction.config import DCETrainConfig
-from darkaction.enhance.dce import DCENet
-from darkaction.enhance.train import train_dce, uniform_frame_positions
+from darkaction.enhancement.dce import DCENet
+from darkaction.enhancement.train import train_dce, uniform_frame_positions
 from darkaction.utils import read_json
 
 
@@ -65,7 +65,7 @@ def test_zero_dce_pp_trains(tmp_path):
 
 
 def test_changed_settings_train_again_instead_of_resuming(tmp_path):
-    from darkaction.enhance.train import is_trained
+    from darkaction.enhancement.train import is_trained
 
     images = _dark_images(8)
     tc = DCETrainConfig(image_size=16, epochs=1, batch_size=4, lr=1e-3, seed=1, exposure_patch=8)

@@ -45,7 +45,7 @@ def tiny_run_config(tiny_synth, tmp, name="tiny", **extra):
 
 def make_tiny_run(tiny_synth, tmp, **extra):
     from darkaction.data.prepare import prepare
-    from darkaction.enhance.run import enhance
+    from darkaction.enhancement.run import enhance
     from darkaction.training.run import train
 
     cfg = tiny_run_config(tiny_synth, tmp, **extra)
@@ -79,6 +79,14 @@ def test_metrics_on_known_predictions():
     # a class absent from the labels has no accuracy and is left out of the mean
     m2 = classification_metrics(average_views(vp[:2]), y[:2], 3)
     assert m2["per_class"][2] is None and m2["mean_class_acc"] == pytest.approx(1.0)
+    assert m["top5"] is None  # three classes: top-5 would always be right
+
+
+def test_top5_with_more_than_five_classes():
+    probs = torch.arange(7.0).flip(0).expand(4, 7)  # every row ranks class 0 > 1 > ... > 6
+    y = torch.tensor([0, 4, 5, 6])  # ranked 1st, 5th, 6th and 7th
+    m = classification_metrics(probs, y, 7)
+    assert m["top1"] == pytest.approx(0.25) and m["top5"] == pytest.approx(0.5)
 
 
 def test_evaluate_writes_results_plots_and_report(tiny_run):

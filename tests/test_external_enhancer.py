@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from darkaction.enhance.external import ExternalEnhancer
+from darkaction.enhancement.external import ExternalEnhancer
 from darkaction.errors import DataError
 
 

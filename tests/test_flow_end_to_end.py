@@ -38,7 +38,7 @@ def flow_run(tiny_synth, tmp_path_factory):
     """(cfg, run_dir, flow cache folder, ClipShapes) of a 1-epoch RGB + flow run on gamma-enhanced 32x32 frames."""
     from darkaction.data.flow import build_flow_cache
     from darkaction.data.prepare import prepare
-    from darkaction.enhance.run import enhance
+    from darkaction.enhancement.run import enhance
     from darkaction.training.run import train
 
     tmp = tmp_path_factory.mktemp("flow_e2e")
@@ -55,16 +55,16 @@ def flow_run(tiny_synth, tmp_path_factory):
 
 def _spy_views(monkeypatch) -> list[torch.Tensor]:
     """Collect every clip batch (B,V,C,T,H,W) that evaluate / predict hand to the model."""
-    import darkaction.evaluation.evaluate as ev
+    from darkaction.inference.recognizer import Recognizer
 
     seen: list[torch.Tensor] = []
-    real = ev.predict_views
+    real = Recognizer.predict_clips
 
-    def spy(model, clips, ctx):
+    def spy(self, clips):
         seen.append(clips.detach().cpu())
-        return real(model, clips, ctx)
+        return real(self, clips)
 
-    monkeypatch.setattr(ev, "predict_views", spy)  # predict imports it from this module at call time
+    monkeypatch.setattr(Recognizer, "predict_clips", spy)  # evaluate and predict both go through it
     return seen
 
 

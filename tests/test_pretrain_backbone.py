@@ -88,7 +88,8 @@ def _tiny_pretrain_config(tmp: Path, name: str):
     return load_config(ROOT / "configs" / "pretrain.yaml", over)
 
 
-def test_pretrain_command_reproduces_a_small_backbone(tmp_path: Path, capsys):
+def test_pretrain_command_reproduces_a_small_backbone(tmp_path: Path, caplog):
+    caplog.set_level("INFO", logger="darkaction")
     from darkaction.training.pretrain import pretrain
 
     a = pretrain(_tiny_pretrain_config(tmp_path, "a"), out=tmp_path / "a.pth")
@@ -108,7 +109,7 @@ def test_pretrain_command_reproduces_a_small_backbone(tmp_path: Path, capsys):
     # a second call finds everything done and only re-exports
     again = pretrain(_tiny_pretrain_config(tmp_path, "a"), out=tmp_path / "a2.pth")
     assert read_json(again.with_suffix(".json"))["sha256"] == ra["sha256"]
-    assert "train (done)" in capsys.readouterr().out
+    assert "train (done)" in caplog.text
 
 
 def test_pretrain_refuses_a_non_tgap_or_already_pretrained_config(tmp_path: Path):

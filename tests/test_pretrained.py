@@ -85,7 +85,8 @@ def _small_cfg(**kw) -> ModelConfig:
     return cfg
 
 
-def test_torchvision_r2plus1d_18_file_loads_with_nothing_missing(tmp_path, capsys):
+def test_torchvision_r2plus1d_18_file_loads_with_nothing_missing(tmp_path, caplog):
+    caplog.set_level("INFO", logger="darkaction")
     state = _random_state(torchvision_layout(18, ig65m=False, num_classes=400))
     path = tmp_path / "r2plus1d_18.pth"
     torch.save(state, path)
@@ -100,7 +101,7 @@ def test_torchvision_r2plus1d_18_file_loads_with_nothing_missing(tmp_path, capsy
         if not k.startswith("fc."):
             assert torch.equal(got[k], v), k
     assert torch.equal(model.head.fc.weight, fc_before)  # the 6-class classifier is kept
-    assert "loaded" in capsys.readouterr().out
+    assert "loaded" in caplog.text
 
 
 def test_wrapped_and_prefixed_state_dict(tmp_path):
@@ -128,7 +129,8 @@ def test_rgb_stem_is_inflated_for_the_flow_model(tmp_path):
     assert torch.allclose(w[:, 3], mean) and torch.allclose(w[:, 4], mean)
 
 
-def test_mismatch_unexpected_and_missing_are_reported(tmp_path, capsys):
+def test_mismatch_unexpected_and_missing_are_reported(tmp_path, caplog):
+    caplog.set_level("INFO", logger="darkaction")
     model = r2plus1d(18, width=0.25, ig65m_midplanes=False, se=True)
     state = {k: v.clone() for k, v in r2plus1d(18, width=0.25, ig65m_midplanes=False).state_dict().items()}
     state["layer1.0.conv1.1.weight"] = torch.ones(99)
@@ -141,7 +143,7 @@ def test_mismatch_unexpected_and_missing_are_reported(tmp_path, capsys):
     assert report.unexpected == ["extra.weight"]
     assert "layer1.0.se.fc1.weight" in report.missing and not report.ok
     assert torch.equal(model.layer1[0].conv1[1].weight, before)
-    out = capsys.readouterr().out
+    out = caplog.text
     assert "shape mismatch" in out and "unexpected" in out and "missing" in out
 
 

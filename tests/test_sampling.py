@@ -245,3 +245,35 @@ def test_stats_count_the_clips_delta_sampling_would_crop():
     fixed = cropping(lengths, SamplingConfig(T=16, alpha=4.0))
     assert fixed["cropped"] == {"train": 2, "test": 1} and fixed["alpha_setting"] == "4.0"
     assert cropping({"test": {"run": [50]}}, SamplingConfig(T=16)) == {}  # auto without a training split
+
+
+def test_rate_scale_multiplies_the_rate_below_the_cap():
+    # same draws with and without the factor: only the rate differs (and alpha still caps it)
+    base = delta_plan(60, 16, np.random.default_rng(3), alpha=14.0)
+    fast = delta_plan(60, 16, np.random.default_rng(3), alpha=14.0, rate_scale=2.0)
+    assert fast.delta == base.delta and fast.rate == pytest.approx(2.0 * base.rate)
+    assert fast.n_real < base.n_real and not fast.cropped  # a faster clip fills fewer slots, padded
+    capped = delta_plan(200, 16, np.random.default_rng(3), alpha=14.0, rate_scale=2.0)
+    assert capped.rate == 14.0
+    slow = delta_plan(200, 16, np.random.default_rng(3), alpha=14.0, rate_scale=0.5)
+    assert slow.cropped and slow.n_real == 16  # a slower clip no longer fits: a window is taken
+    idx = sample("length", 64, 16, np.random.default_rng(0), rate_scale=2.0)
+    assert (idx >= 0).sum() == 8  # length sampling at twice N/T covers the clip in half the slots
+    with pytest.raises(ConfigError, match="rate scale must be positive"):
+        sample("delta", 64, 16, np.random.default_rng(0), rate_scale=0.0)
+
+
+def test_rate_scale_range_checks_and_draws_log_uniform():
+    from darkaction.data.sampling import draw_rate_scale, rate_scale_range
+
+    assert rate_scale_range([0.7, 2.5]) == (0.7, 2.5)
+    for bad in ([2.0, 1.0], [0.0, 1.0], [1.0], "fast"):
+        with pytest.raises(ConfigError, match="augment.rate_scale"):
+            rate_scale_range(bad)
+    rng = np.random.default_rng(0)
+    draws = np.array([draw_rate_scale(rng, 0.5, 2.0) for _ in range(4000)])
+    assert draws.min() >= 0.5 and draws.max() <= 2.0
+    assert abs(np.mean(draws < 1.0) - 0.5) < 0.03  # log-uniform: as often slower as faster around 1
+    untouched = np.random.default_rng(1)
+    assert draw_rate_scale(untouched, 1.0, 1.0) == 1.0
+    assert untouched.random() == np.random.default_rng(1).random()  # no draw when the range is a point

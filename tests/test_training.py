@@ -194,7 +194,7 @@ def test_mran_hook_calls_adaptation_step_with_lambda_schedule(tmp_path):
     assert "train/da_loss" in header and "train/mran_lambda" in header
 
 
-def test_module_test_step_averages_views():
+def test_module_view_probs_are_per_view_softmax():
     cfg = _cfg(__import__("pathlib").Path("/tmp"))
     lit = VideoClassifierModule(cfg, 3, model=TinyNet())
     lit.eval()

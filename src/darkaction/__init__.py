@@ -9,7 +9,11 @@ Every stage of the data path is a plain function with the same name as its CLI s
     darkaction.train(cfg)                # Lightning training run
     darkaction.evaluate(run_dir)         # k-view evaluation
 
-They are imported lazily so that `import darkaction` stays light.
+    rec = darkaction.Recognizer.from_run("runs/demo")   # inference: files, frames, long videos, live streams
+    rec.predict("night.avi")
+
+They are imported lazily so that `import darkaction` stays light. No subpackage shares a name with a stage, so
+`darkaction.enhance` stays the function however often it is called (the package is `darkaction.enhancement`).
 """
 
 from __future__ import annotations
@@ -21,13 +25,15 @@ __version__ = "0.1.0"
 _STAGES = {
     "synth": "darkaction.data.synthetic",
     "prepare": "darkaction.data.prepare",
-    "enhance": "darkaction.enhance.run",
+    "enhance": "darkaction.enhancement.run",
     "train": "darkaction.training.run",
     "evaluate": "darkaction.evaluation.evaluate",
     "predict": "darkaction.evaluation.predict",
     "experiment": "darkaction.experiments.runner",
-    "demo": "darkaction.demo",
-    "bench": "darkaction.bench",
+    "demo": "darkaction.pipeline",
+    "bench": "darkaction.benchmarking",
+    "Recognizer": "darkaction.inference.recognizer",
+    "FrameStream": "darkaction.inference.stream",
 }
 
 __all__ = ["__version__", *_STAGES]

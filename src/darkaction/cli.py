@@ -8,10 +8,13 @@ Heavy libraries (torch, Lightning) are imported inside the handlers so `--help` 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
-from darkaction.errors import DarkActionError, NotImplementedYet
+from darkaction.errors import ConfigError, DarkActionError, DataError, NotImplementedYet
 
 EXIT_USAGE = 2
 
@@ -181,7 +184,7 @@ def _enhance_overrides(args: argparse.Namespace) -> list[str]:
 
 def _run_enhance(args: argparse.Namespace) -> int:
     cfg = _load(args, _enhance_overrides(args))
-    from darkaction.enhance.run import enhance, preview
+    from darkaction.enhancement.run import enhance, preview
 
     out = enhance(cfg)
     print(f"enhanced cache: {out}")
@@ -198,7 +201,7 @@ def _run_enhance_train(args: argparse.Namespace) -> int:
     if args.out:
         extra.append(f"enhance.train.out={args.out}")
     cfg = _load(args, extra)
-    from darkaction.enhance.train import enhance_train
+    from darkaction.enhancement.train import enhance_train
 
     path = enhance_train(cfg)
     print(f"weights written to {path} (use with --set enhance.weights={path})")
@@ -206,7 +209,7 @@ def _run_enhance_train(args: argparse.Namespace) -> int:
 
 
 def _run_enhance_image(args: argparse.Namespace) -> int:
-    from darkaction.enhance.run import enhance_images
+    from darkaction.enhancement.run import enhance_images
 
     files = enhance_images(
         args.inputs, args.weights, args.out, args.method, args.raw, args.scale_factor, args.precision
@@ -343,8 +346,6 @@ def _config_or_default(args: argparse.Namespace, default) -> str:
     if args.config is not None:
         return args.config
     if not default.is_file():
-        from darkaction.errors import ConfigError
-
         raise ConfigError(f"{default} not found; pass --config configs/{default.name}")
     return str(default)
 
@@ -380,8 +381,10 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     from darkaction.evaluation.evaluate import evaluate
 
     res = evaluate(args.run, views=args.views, strategy=args.strategy, split=args.split)
+    top5 = f", top-5 {100 * res['top5']:.2f} %" if res.get("top5") is not None else ""
     print(
-        f"{res['split']}: top-1 {100 * res['top1']:.2f} %, mean class accuracy {100 * res['mean_class_acc']:.2f} %, "
+        f"{res['split']}: top-1 {100 * res['top1']:.2f} %{top5}, "
+        f"mean class accuracy {100 * res['mean_class_acc']:.2f} %, "
         f"clip-level top-1 {100 * res['clip_top1']:.2f} % ({res['n_test_videos']} videos, {res['views']} views, "
         f"{res['strategy']})"
     )
@@ -394,30 +397,150 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 def _add_predict(sub) -> None:
     p = sub.add_parser(
         "predict",
-        help="classify videos with a trained run",
-        description="Decode, enhance with the run's enhancer, sample k views, print the label and class probabilities.",
+        help="classify videos, long videos in windows, or a live stream, with a trained run",
+        description="Decode, enhance with the run's enhancer, sample k views, print the label and class probabilities. "
+        "With --window, label sliding windows of a long video or a live source (rtsp:// or http:// URL, a device "
+        "such as /dev/video0 with --input-format v4l2, or - for a stream piped on stdin) as the frames arrive, "
+        "and write windows.csv, windows.json (with the merged segments) and timeline.png into --out.",
     )
     _config_args(p)
-    p.add_argument("videos", nargs="+", metavar="VIDEO", help="video files")
-    p.add_argument("--run", required=True, help="run directory (or .ckpt file) to predict with")
-    p.add_argument("--views", type=int, default=5, help="views averaged per video (default 5)")
+    p.add_argument("videos", nargs="+", metavar="VIDEO", help="video files, frame folders, URLs, devices or -")
+    p.add_argument("--run", required=True, help="run directory (or one .ckpt file) to predict with")
+    p.add_argument("--views", type=int, default=5, help="views averaged per video or window (default 5)")
+    p.add_argument("--top-k", type=int, default=5, help="classes listed per prediction (default 5)")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    p.add_argument("--window", type=float, default=0.0, metavar="S", help="label windows of S seconds")
+    p.add_argument("--stride", type=float, default=0.0, metavar="S", help="seconds between windows (default S/2)")
+    p.add_argument("--out", default="", help="folder for the window outputs (default predictions/<video name>)")
+    p.add_argument("--fps", type=float, default=0.0, help="frame rate when the source does not say (default 30)")
+    p.add_argument("--input-format", default="", help="FFmpeg input format for devices (e.g. v4l2, avfoundation)")
+    p.add_argument(
+        "--precision",
+        choices=["run", "fp32"],
+        default="run",
+        help="run: the run's own (bf16 where the CPU has it); fp32: exact, e.g. to compare with exports",
+    )
     p.set_defaults(func=_run_predict)
 
 
 def _run_predict(args: argparse.Namespace) -> int:
     import json
 
+    if args.window:
+        return _predict_windows(args)
     from darkaction.evaluation.predict import predict
 
-    results = predict(args.videos, args.run, views=args.views)
+    results = predict(args.videos, args.run, views=args.views, top_k=args.top_k, precision=args.precision)
     if args.json:
         print(json.dumps(results, indent=2))
         return 0
     for r in results:
         print(f"{r['video']}: {r['label']} ({100 * r['prob']:.1f} %)")
-        for name, prob in sorted(r["probs"].items(), key=lambda kv: -kv[1]):
-            print(f"  {name:>10} {100 * prob:5.1f} %")
+        for t in r["top_k"]:
+            print(f"  {t['label']:>10} {100 * t['prob']:5.1f} %")
+        for w in r.get("warnings", []):
+            print(f"  warning: {w}")
+    return 0
+
+
+def _predict_windows(args: argparse.Namespace) -> int:
+    import json
+    import re
+
+    from darkaction.inference import FrameStream, Recognizer
+    from darkaction.inference.timeline import merge_segments, plot_timeline, write_windows
+
+    if len(args.videos) != 1:
+        raise ConfigError("--window labels one video or stream at a time; give one VIDEO")
+    stride = args.stride or args.window / 2
+    rec = Recognizer.from_run(args.run, precision=args.precision)
+    source = args.videos[0]
+    stream = FrameStream(source, fps=args.fps or None, input_format=args.input_format or None)
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(source).stem if "://" not in source else source.split("://")[1])
+    out = Path(args.out or Path("predictions") / (name or "stream"))
+    windows: list[dict] = []
+    try:
+        for w in rec.windows(stream, window=args.window, stride=stride, views=args.views, top_k=args.top_k):
+            windows.append(w)
+            if not args.json:
+                print(f"[{w['start']:8.2f} - {w['end']:8.2f} s] {w['label']:>10} {100 * w['prob']:5.1f} %"
+                      f"  (latency {1000 * w['latency']:.0f} ms)", flush=True)  # fmt: skip
+    except KeyboardInterrupt:
+        print("interrupted: writing the windows so far", file=sys.stderr)
+    if not windows:
+        raise DataError(f"{stream.name}: no window could be labelled ({stream.error or 'no frames'})")
+    segments = merge_segments(windows)
+    files = write_windows(windows, segments, out, source=str(source), classes=rec.classes, fps=stream.fps,
+                          window=args.window, stride=stride, views=args.views, error=stream.error)  # fmt: skip
+    png = plot_timeline(windows, rec.classes, out / "timeline.png", title=f"{source}: {rec.checkpoint}")
+    if args.json:
+        rows = [{k: v for k, v in w.items() if k != "thumbnail"} for w in windows]
+        print(json.dumps({"windows": rows, "segments": segments, "error": stream.error}, indent=2))
+    else:
+        print("segments:")
+        for s in segments:
+            print(f"  {s['start']:8.2f} - {s['end']:8.2f} s  {s['label']:>10}  ({s['windows']} windows, "
+                  f"mean {100 * s['prob']:.1f} %)")  # fmt: skip
+        print(f"wrote {files['csv']}, {files['json']}, {png}")
+    if stream.error:
+        print(f"error: {stream.name}: the source stopped early ({stream.error}); the {len(windows)} windows before "
+              "it are kept above and in the files", file=sys.stderr)  # fmt: skip
+        return 1
+    return 0
+
+
+def _add_export(sub) -> None:
+    p = sub.add_parser(
+        "export",
+        help="export a run's enhancer and classifier to ONNX or TorchScript",
+        description="Write the run's Zero-DCE enhancer and its classifier (with the BERT attention as a second output) "
+        "as ONNX or TorchScript files plus recognizer.json (config and class names). `predict --run FOLDER` then "
+        "runs them. Each file is checked against PyTorch; the max abs difference is printed and recorded.",
+    )
+    _config_args(p)
+    p.add_argument("run", metavar="RUN_DIR_OR_CKPT", help="a run directory or a .ckpt file")
+    p.add_argument("--format", choices=["onnx", "torchscript"], default="onnx")
+    p.add_argument("--out", default="", help="output folder (default <run>/export-<format>)")
+    p.set_defaults(func=_run_export)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from darkaction.inference.export import export_run
+    from darkaction.inference.recognizer import resolve_run
+    from darkaction.utils import read_json
+
+    out = Path(args.out) if args.out else resolve_run(args.run)[0] / f"export-{args.format}"
+    files = export_run(args.run, out, fmt=args.format)
+    diff = read_json(files["record"])["max_abs_diff"]
+    for name, path in files.items():
+        print(f"{name:>10}: {path}")
+    print("max abs difference to PyTorch: " + ", ".join(f"{k} {v:.3g}" for k, v in diff.items()))
+    return 0
+
+
+def _add_serve(sub) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="a local web server: POST /predict with a video, or upload one on the page at /",
+        description="Serve a trained run over HTTP (FastAPI + uvicorn): POST /predict (multipart field 'file') "
+        "returns the label, probabilities, windows and segments as JSON; GET / is a page to upload a clip and see "
+        "its timeline and enhanced thumbnails. Needs pip install 'darkaction[serve]'.",
+    )
+    _config_args(p)
+    p.add_argument("run", metavar="RUN_DIR_OR_CKPT", help="a run directory, a .ckpt file or an export folder")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--max-upload-mb", type=float, default=200.0, help="larger uploads get 413 (default 200)")
+    p.add_argument("--window", type=float, default=4.0, help="seconds per timeline window (default 4)")
+    p.add_argument("--stride", type=float, default=2.0, help="seconds between windows (default 2)")
+    p.set_defaults(func=_run_serve)
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    from darkaction.inference.server import serve
+
+    serve(args.run, host=args.host, port=args.port, max_upload_mb=args.max_upload_mb, window=args.window,
+          stride=args.stride)  # fmt: skip
     return 0
 
 
@@ -474,7 +597,7 @@ def _add_demo(sub) -> None:
 
 def _run_demo(args: argparse.Namespace) -> int:
     from darkaction.config import load_config
-    from darkaction.demo import DEFAULT_CONFIG, demo
+    from darkaction.pipeline import DEFAULT_CONFIG, demo
 
     demo(load_config(_config_or_default(args, DEFAULT_CONFIG), list(args.overrides)))
     return 0
@@ -495,7 +618,7 @@ def _add_bench(sub) -> None:
 
 
 def _run_bench(args: argparse.Namespace) -> int:
-    from darkaction.bench import available, bench, find_benchmarks
+    from darkaction.benchmarking import available, bench, find_benchmarks
 
     folder = find_benchmarks()
     if args.list:
@@ -528,6 +651,8 @@ def build_parser() -> argparse.ArgumentParser:
         _add_pretrain,
         _add_evaluate,
         _add_predict,
+        _add_export,
+        _add_serve,
         _add_experiment,
         _add_demo,
         _add_bench,
@@ -536,11 +661,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def library_messages():
+    """The library logs through `logging` (logger "darkaction"); while a command runs, its INFO messages go plainly
+    to the current stdout. The handler and level are taken back afterwards, so calling `main` from Python (a test,
+    a notebook) leaves the caller's logging as it was."""
+    logger = logging.getLogger("darkaction")
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        with library_messages():
+            return int(args.func(args) or 0)
     except DarkActionError as e:
         print(f"darkaction {args.command}: error: {e}", file=sys.stderr)
         return EXIT_USAGE

@@ -185,6 +185,10 @@ class AugmentConfig:
     hflip: float = 0.5  # probability
     rotation: float = 10.0  # max degrees, uniform in [-r, r]
     translation: float = 0.1  # max shift as a fraction of the size
+    # speed augmentation (not in the paper; [1, 1] = off): each training clip's sampling rate times a log-uniform
+    # factor in [low, high], so a class's apparent speed does not follow its training videos' lengths (delta
+    # sampling's rate grows with N; a factor below 1 crops a window, above 1 adds padding; alpha still caps it)
+    rate_scale: list[float] = field(default_factory=lambda: [1.0, 1.0])
     normalize: str = "kinetics"  # kinetics | arid | index | clip | none
     mean: list[float] = field(default_factory=list)  # overrides `normalize` when set
     std: list[float] = field(default_factory=list)

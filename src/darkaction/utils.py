@@ -117,3 +117,39 @@ def flush_denormals(state: dict) -> int:
                 value[sub] = 0
                 count += n
     return count
+
+
+def figure(nrows: int = 0, ncols: int = 0, **kwargs):
+    """A matplotlib Figure on its own Agg canvas, never through pyplot: the user's backend and pyplot's figure list
+    stay untouched (a notebook keeps its inline backend). With nrows/ncols, returns (fig, axes) like
+    `plt.subplots`; extra keywords go to `Figure` (figsize, dpi, layout) or, for `squeeze`, to `subplots`."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    squeeze = kwargs.pop("squeeze", True)
+    fig = Figure(**kwargs)
+    FigureCanvasAgg(fig)
+    if nrows or ncols:
+        return fig, fig.subplots(max(1, nrows), max(1, ncols), squeeze=squeeze)
+    return fig
+
+
+def save_figure(fig, path: str | os.PathLike, **kwargs) -> Path:
+    """PNG of `fig` written atomically (savefig keywords pass through)."""
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", **kwargs)
+    return atomic_write_bytes(Path(path), buf.getvalue())
+
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def packaged_path(path: str | os.PathLike) -> Path:
+    """`path` as given when it exists; else, for a relative path, the file of that name shipped inside the package
+    (the presets name `weights/...` relative to a checkout, which an installed package carries as package data)."""
+    p = Path(path)
+    if p.exists() or p.is_absolute() or not (PACKAGE_DIR / p).exists():
+        return p
+    return PACKAGE_DIR / p

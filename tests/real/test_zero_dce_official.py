@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from darkaction.enhance.base import build_curve_enhancer, load_weights
-from darkaction.enhance.dce import DCENet, count_parameters
+from darkaction.enhancement.base import build_curve_enhancer, load_weights
+from darkaction.enhancement.dce import DCENet, count_parameters
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from darkaction.data.sampling import sample, sample_views, sampler_params
+from darkaction.data.sampling import draw_rate_scale, rate_scale_range, sample, sample_views, sampler_params
 from darkaction.data.transforms import ClipTransform, channel_stats
 from darkaction.errors import DataError
 
@@ -74,6 +74,7 @@ class ClipDataset(Dataset):
             n_min = min(lengths) if n_min is None else n_min
             n_max = max(lengths) if n_max is None else n_max
         self.params = sampler_params(cfg.sampling, n_min, n_max)
+        self.rate_scale = rate_scale_range(cfg.augment.rate_scale) if self.train else (1.0, 1.0)
         self.n_min, self.n_max = self.params["n_min"], self.params["n_max"]
         if stats is None and cfg.augment.normalize == "index" and self.train and not cfg.augment.mean:
             stats = channel_stats(cache, [r.video_id for r in self.records])
@@ -111,6 +112,10 @@ class ClipDataset(Dataset):
         take = np.where(blank, 0, idx)  # blanks read frame 0, then the transform blanks them out
         return self.transform(frames[take], blank, rng, flow=None if flow is None else flow[take])
 
+    def _train_indices(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        scale = draw_rate_scale(rng, *self.rate_scale)
+        return sample(self.strategy, n, self.T, rng, rate_scale=scale, **self.params)
+
     def __getitem__(self, i: int) -> dict:
         if not 0 <= i < len(self.records):
             raise IndexError(f"index {i} out of range for {len(self.records)} videos")
@@ -121,12 +126,33 @@ class ClipDataset(Dataset):
             # torch's generator is per-worker and per-epoch seeded by the DataLoader (see the module docstring)
             s = int(torch.randint(0, 2**62, (1,)).item())
             rng = np.random.default_rng([s, self.epoch, i])
-            clips = [self._clip(frames, flow, sample(self.strategy, n, self.T, rng, **self.params), rng)]
-            for _ in range(self.views - 1):
-                clips.append(self._clip(frames, flow, sample(self.strategy, n, self.T, rng, **self.params), rng))
+            clips = [self._clip(frames, flow, self._train_indices(n, rng), rng) for _ in range(self.views)]
             clip = clips[0] if self.views == 1 else torch.stack(clips)
         else:
             seed = (int(self.cfg.sampling.view_seed), self.seed, i)
-            idx = sample_views(self.strategy, n, self.T, self.views, seed=seed, **self.params)
-            clip = torch.stack([self._clip(frames, flow, row, None) for row in idx])
+            clip = test_views(frames, self.T, self.views, seed, self.strategy, self.params, self.transform, flow)
         return {"clip": clip, "label": int(rec.label), "index": i}
+
+
+def test_views(
+    frames: np.ndarray,
+    T: int,
+    k: int,
+    seed: Sequence[int],
+    strategy: str,
+    params: dict,
+    transform: ClipTransform,
+    flow: np.ndarray | None = None,
+) -> torch.Tensor:
+    """The k test views of one video: uint8 frames (N,H,W,3) -> float32 (k,C,T,h,w).
+
+    The one definition of "what the network sees at test time", shared by evaluation (ClipDataset) and
+    `darkaction.Recognizer`: views from `sample_views(strategy, N, T, k, seed, **params)`, blanks black, the
+    evaluation transform (centre crop, normalisation)."""
+    idx = sample_views(strategy, len(frames), T, k, seed=seed, **params)
+    clips = []
+    for row in idx:
+        blank = row < 0
+        take = np.where(blank, 0, row)
+        clips.append(transform(frames[take], blank, None, flow=None if flow is None else flow[take]))
+    return torch.stack(clips)

@@ -88,7 +88,7 @@ def build_flow_cache(cfg, workers: int | None = None, progress: bool = True) -> 
     from concurrent.futures import ProcessPoolExecutor
 
     from darkaction.data.cache import FrameCache, source_signature
-    from darkaction.enhance.run import training_cache
+    from darkaction.enhancement.run import training_cache
     from darkaction.utils import progress_bar, write_json
 
     source = training_cache(cfg)
@@ -123,7 +123,7 @@ def build_flow_cache(cfg, workers: int | None = None, progress: bool = True) -> 
 def open_flow_cache(cfg):
     """The flow FrameCache for `cfg` (what the RGB + flow dataset reads); a DataError when it was never built."""
     from darkaction.data.cache import FrameCache
-    from darkaction.enhance.run import training_cache
+    from darkaction.enhancement.run import training_cache
     from darkaction.errors import DataError
 
     source = training_cache(cfg)

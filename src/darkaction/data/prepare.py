@@ -11,6 +11,7 @@ again); the job fails only with `cache.strict` or when no usable training clip r
 
 from __future__ import annotations
 
+import logging
 import dataclasses
 import multiprocessing as mp
 import time
@@ -23,6 +24,8 @@ from darkaction.data.cache import FrameCache, cache_key, resize_settings, source
 from darkaction.data.index import DatasetIndex, Skipped, build_index
 from darkaction.errors import DataError
 from darkaction.utils import progress_bar, read_json, write_json
+
+log = logging.getLogger(__name__)
 
 FAILURES_FILE = ".failures.json"
 
@@ -201,20 +204,20 @@ def _write_skipped(prepared: Path, skipped: list[Skipped]) -> None:
 
 def _print_summary(summary: dict[str, Any], skipped: list[Skipped], prepared: Path) -> None:
     sp = summary["splits"]
-    print(
+    log.info(
         f"prepared {summary['records']} videos (train {sp['train']}, val {sp['val']}, test {sp['test']}; "
         f"{len(summary['classes'])} classes) in {prepared}"
     )
-    print(
+    log.info(
         f"  decoded {summary['decoded']} ({summary['frames_decoded']} frames, {summary['frames_per_second']} fps), "
         f"reused {summary['reused']} cached, skipped {len(skipped)}"
     )
     for s in skipped[:20]:
-        print(f"  skipped {s}")
+        log.info(f"  skipped {s}")
     if len(skipped) > 20:
-        print(f"  ... and {len(skipped) - 20} more in {prepared / 'skipped.json'}")
+        log.info(f"  ... and {len(skipped) - 20} more in {prepared / 'skipped.json'}")
     for path, warns in list(summary["warnings"].items())[:10]:
-        print(f"  warning {path}: {'; '.join(warns)}")
+        log.info(f"  warning {path}: {'; '.join(warns)}")
 
 
 def open_prepared(cfg) -> tuple[DatasetIndex, FrameCache]:

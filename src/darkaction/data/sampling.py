@@ -47,7 +47,7 @@ import numpy as np
 from darkaction.errors import ConfigError
 
 STRATEGIES = ("delta", "constant", "length", "variable", "uniform", "consecutive")
-PARAM_NAMES = ("beta", "gamma", "alpha", "n_min", "n_max")
+PARAM_NAMES = ("beta", "gamma", "alpha", "n_min", "n_max", "rate_scale")
 MIN_RATE = 1e-6  # floor for a rate that a negative delta pushed to <= 0
 _EPS = 1e-9  # tolerance so that N/S = 64.0000000001 (float noise) still counts as fitting into 64 slots
 
@@ -113,16 +113,26 @@ def rate_plan(n_frames: int, T: int, rate: float, rng: np.random.Generator, delt
 
 
 def delta_plan(
-    n_frames: int, T: int, rng: np.random.Generator, beta: float = 0.0, gamma: float = 1.5, alpha: float = 4.0
+    n_frames: int,
+    T: int,
+    rng: np.random.Generator,
+    beta: float = 0.0,
+    gamma: float = 1.5,
+    alpha: float = 4.0,
+    rate_scale: float = 1.0,
 ) -> RatePlan:
-    """Delta sampling's draws: delta ~ U[beta, gamma], S = min((N + T*delta)/T, alpha), then P1 (Sec. 3.3)."""
+    """Delta sampling's draws: delta ~ U[beta, gamma], S = min((N + T*delta)/T, alpha), then P1 (Sec. 3.3).
+
+    `rate_scale` (training speed augmentation, `augment.rate_scale`; 1 = the paper) multiplies S before the cap:
+    S = min(scale * (N + T*delta)/T, alpha).
+    """
     if gamma < beta:
         raise ConfigError(f"delta sampling needs sampling.beta <= sampling.gamma, got beta={beta}, gamma={gamma}")
     if alpha <= 0:
         raise ConfigError(f"sampling.alpha (the maximum sampling rate) must be positive, got {alpha}")
     _check_sizes(n_frames, T)
     delta = float(rng.uniform(beta, gamma)) if gamma > beta else float(beta)
-    rate = min((n_frames + T * delta) / T, float(alpha))
+    rate = min(float(rate_scale) * (n_frames + T * delta) / T, float(alpha))
     return rate_plan(n_frames, T, rate, rng, delta=delta)
 
 
@@ -153,26 +163,31 @@ def _consecutive(n: int, T: int, rng: np.random.Generator) -> np.ndarray:
 def sample(strategy: str, n_frames: int, T: int, rng: np.random.Generator, **params: Any) -> np.ndarray:
     """Pick T frame indices from an N-frame video. Returns (T,) int64, -1 = blank.
 
-    params: beta, gamma, alpha (delta); n_min, n_max (constant, variable; from the training index). Parameters a
-    strategy does not use are ignored, so one `sampler_params(...)` dict serves every strategy.
+    params: beta, gamma, alpha (delta); n_min, n_max (constant, variable; from the training index); rate_scale
+    (a factor on the rate of the padded-rate samplers: delta, constant, variable, length; training speed
+    augmentation, default 1). Parameters a strategy does not use are ignored, so one `sampler_params(...)` dict
+    serves every strategy.
     """
     unknown = set(params) - set(PARAM_NAMES)
     if unknown:
         raise ConfigError(f"unknown sampler parameter(s) {sorted(unknown)}; valid: {', '.join(PARAM_NAMES)}")
     _check_sizes(n_frames, T)
     n, T = int(n_frames), int(T)
+    scale = 1.0 if params.get("rate_scale") is None else float(params["rate_scale"])
+    if scale <= 0:
+        raise ConfigError(f"the sampling rate scale must be positive, got {scale:g}")
     if strategy == "delta":
         keys = {k: params[k] for k in ("beta", "gamma", "alpha") if params.get(k) is not None}
-        return delta_plan(n, T, rng, **keys).indices()
+        return delta_plan(n, T, rng, rate_scale=scale, **keys).indices()
     if strategy == "constant":
-        return rate_plan(n, T, _need(params, "n_max", strategy) / T, rng).indices()
+        return rate_plan(n, T, scale * _need(params, "n_max", strategy) / T, rng).indices()
     if strategy == "variable":
         lo, hi = _need(params, "n_min", strategy), _need(params, "n_max", strategy)
         if hi < lo:
             raise ConfigError(f"variable sampling needs n_min <= n_max, got n_min={lo:g}, n_max={hi:g}")
-        return rate_plan(n, T, float(rng.uniform(lo / T, hi / T)) if hi > lo else lo / T, rng).indices()
+        return rate_plan(n, T, scale * (float(rng.uniform(lo / T, hi / T)) if hi > lo else lo / T), rng).indices()
     if strategy == "length":
-        return rate_plan(n, T, n / T, rng).indices()
+        return rate_plan(n, T, scale * n / T, rng).indices()
     if strategy == "uniform":
         return _uniform(n, T)
     if strategy == "consecutive":
@@ -191,6 +206,22 @@ def sample_views(strategy: str, n_frames: int, T: int, k: int, seed: int | Seque
     entropy = [int(s) for s in seed] if isinstance(seed, (tuple, list)) else int(seed)
     rng = np.random.default_rng(np.random.SeedSequence(entropy))
     return np.stack([sample(strategy, n_frames, T, rng, **params) for _ in range(int(k))])
+
+
+def rate_scale_range(bounds: Sequence[float]) -> tuple[float, float]:
+    """`augment.rate_scale` checked: [low, high] with 0 < low <= high."""
+    try:
+        lo, hi = (float(b) for b in bounds)
+    except (TypeError, ValueError):
+        raise ConfigError(f"augment.rate_scale={bounds!r}: give [low, high], e.g. [0.7, 3.0] (or [1, 1] for none)")
+    if not 0 < lo <= hi:
+        raise ConfigError(f"augment.rate_scale={bounds!r}: need 0 < low <= high")
+    return lo, hi
+
+
+def draw_rate_scale(rng: np.random.Generator, lo: float, hi: float) -> float:
+    """A training clip's speed factor, log-uniform in [lo, hi] (no draw when lo == hi, so rng streams stay put)."""
+    return lo if lo == hi else float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
 
 
 def auto_alpha(n_max: int, T: int) -> float:

@@ -3,12 +3,15 @@ brightness histogram, dataset channel mean / std. Written to `<prepared>/stats/`
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from darkaction.utils import write_json
+
+log = logging.getLogger(__name__)
 
 
 def compute_stats(index, cache) -> dict[str, Any]:
@@ -62,10 +65,7 @@ def _describe(x: np.ndarray) -> dict[str, float]:
 
 def write_stats(stats: dict[str, Any], out_dir: Path) -> list[Path]:
     """stats.json + frame_lengths.png (violins per class and split) + brightness.png; returns the written paths."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from darkaction.utils import figure
 
     out_dir.mkdir(parents=True, exist_ok=True)
     lengths, bright = stats["_lengths"], stats["_brightness"]
@@ -73,7 +73,7 @@ def write_stats(stats: dict[str, Any], out_dir: Path) -> list[Path]:
     splits = [s for s in ("train", "val", "test") if s in lengths]
     paths = [write_json(out_dir / "stats.json", {k: v for k, v in stats.items() if not k.startswith("_")})]
 
-    fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(classes) + 2), 4.5))
+    fig, ax = figure(1, 1, figsize=(max(6, 1.3 * len(classes) + 2), 4.5))
     width = 0.8 / max(1, len(splits))
     colors = {"train": "tab:blue", "val": "tab:orange", "test": "tab:green"}
     for si, split in enumerate(splits):
@@ -100,9 +100,8 @@ def write_stats(stats: dict[str, Any], out_dir: Path) -> list[Path]:
     ax.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
     paths.append(_save(fig, out_dir / "frame_lengths.png"))
-    plt.close(fig)
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = figure(1, 1, figsize=(6, 4))
     hi = max(1.0, max((max(v) for v in bright.values() if v), default=1.0))
     bins = np.linspace(0, hi * 1.05, 40)
     for split in splits:
@@ -113,18 +112,13 @@ def write_stats(stats: dict[str, Any], out_dir: Path) -> list[Path]:
     ax.legend(fontsize=8)
     fig.tight_layout()
     paths.append(_save(fig, out_dir / "brightness.png"))
-    plt.close(fig)
     return paths
 
 
 def _save(fig, path: Path) -> Path:
-    import io
+    from darkaction.utils import save_figure
 
-    from darkaction.utils import atomic_write_bytes
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    return atomic_write_bytes(path, buf.getvalue())
+    return save_figure(fig, path, dpi=110)
 
 
 def cropping(lengths: dict[str, dict[str, list[int]]], sampling) -> dict[str, Any]:
@@ -159,13 +153,13 @@ def stats(cfg, progress: bool = True) -> Path:
         for split, d in s["splits"].items():
             per = ", ".join(f"{c} {n}" for c, n in d["clips_per_class"].items())
             f = d["frames"]
-            print(f"{split}: {d['clips']} clips ({per}); frames min {f['min']:.0f} median {f['median']:.0f} "
+            log.info(f"{split}: {d['clips']} clips ({per}); frames min {f['min']:.0f} median {f['median']:.0f} "
                   f"max {f['max']:.0f}; {100 * d['fraction_shorter_than_64']:.1f}% shorter than 64")  # fmt: skip
         if "train_channel_mean" in s:
-            print(f"train channel mean {s['train_channel_mean']} std {s['train_channel_std']}")
+            log.info(f"train channel mean {s['train_channel_mean']} std {s['train_channel_std']}")
         c = s["cropping"]
         if c:
             per = ", ".join(f"{split} {n} of {s['splits'][split]['clips']}" for split, n in c["cropped"].items())
-            print(f"delta sampling at T={c['T']}, alpha {c['alpha']:g} ({c['alpha_setting']}): clips cropped: {per}")
-        print(f"statistics written to {out}")
+            log.info(f"delta sampling at T={c['T']}, alpha {c['alpha']:g} ({c['alpha_setting']}): clips cropped: {per}")
+        log.info(f"statistics written to {out}")
     return out

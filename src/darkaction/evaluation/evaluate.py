@@ -10,83 +10,21 @@ report (`report.md` / `report.html`).
 
 from __future__ import annotations
 
-import contextlib
 import time
 from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader
 
-from darkaction.config import load_config
 from darkaction.errors import ConfigError, DataError
-from darkaction.utils import progress_bar, read_json, resolve_device, write_json
+from darkaction.inference.recognizer import Recognizer, resolve_run
+from darkaction.utils import progress_bar, write_json
 
 
-def resolve_run(run: str | Path) -> tuple[Path, Path]:
-    """A run directory or a checkpoint file -> (run_dir, checkpoint). The directory's best.ckpt, else last.ckpt."""
-    p = Path(run)
-    if p.is_file():
-        run_dir = p.parent.parent if p.parent.name == "checkpoints" else p.parent
-        return run_dir, p
-    if not p.is_dir():
-        raise DataError(f"{p}: no such run directory or checkpoint; pass runs/<name> or a .ckpt file")
-    for name in ("best.ckpt", "last.ckpt"):
-        if (p / "checkpoints" / name).is_file():
-            return p, p / "checkpoints" / name
-    raise DataError(f"{p}: no checkpoints/best.ckpt or last.ckpt; train the run first (darkaction train)")
-
-
-def load_run(run: str | Path, device: str = "cpu"):
-    """(cfg, classes, model in eval mode on `device`, checkpoint path) of a trained run, from its directory alone."""
-    from darkaction.models.build import build_model
-    from darkaction.training.run import load_checkpoint
-
-    run_dir, ckpt_path = resolve_run(run)
-    if not (run_dir / "config.yaml").is_file():
-        raise DataError(f"{run_dir / 'config.yaml'} not found; is {run_dir} a darkaction run directory?")
-    cfg = load_config(run_dir / "config.yaml")
-    ckpt = load_checkpoint(ckpt_path)
-    info = ckpt.get("darkaction", {})
-    classes = list(info.get("classes") or [])
-    if not classes and (run_dir / "data.json").is_file():
-        classes = list(read_json(run_dir / "data.json")["classes"])
-    if not classes:
-        raise DataError(f"{ckpt_path}: the class names are missing (no 'darkaction' entry, no data.json)")
-    # the checkpoint holds every weight: the pretrained file the run started from is neither needed nor required
-    # to still exist (a run directory copied to another machine, a deleted warm-up run)
-    cfg.model.pretrained = ""
-    model = build_model(cfg.model, len(classes), cfg.sampling.T)
-    state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as e:
-        raise DataError(f"{ckpt_path}: weights do not fit the model in {run_dir / 'config.yaml'} ({e})") from None
-    model.eval().to(device)
-    return cfg, classes, model, ckpt_path
-
-
-def autocast_for(cfg, device: str):
-    """bf16 autocast when the run's precision resolves to bf16 on this device, else a null context."""
-    from darkaction.training.run import resolve_precision
-
-    dev = "cuda" if device.startswith("cuda") else "cpu"
-    prec = resolve_precision(cfg.train.precision, "gpu" if dev == "cuda" else "cpu")
-    if prec.startswith("bf16"):
-        return torch.autocast(dev, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-@torch.inference_mode()
-def predict_views(model, clips: torch.Tensor, ctx) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """clips (B,V,C,T,H,W) -> per-view softmax (B,V,K) fp32 and the head's attention (B,V,T') or None."""
-    b, v = clips.shape[:2]
-    with ctx:
-        logits = model(clips.flatten(0, 1))
-    probs = logits.float().softmax(-1).view(b, v, -1).cpu()
-    att = getattr(getattr(model, "head", None), "attention", None)
-    if att is not None:
-        att = att.float().reshape(b, v, -1).cpu()
-    return probs, att
+def load_run(run: str | Path, device: str | None = None):
+    """(cfg, classes, model in eval mode, checkpoint path) of a trained run: `Recognizer.from_run`'s parts."""
+    rec = Recognizer.from_run(run, device)
+    return rec.cfg, rec.classes, rec.model, rec.checkpoint
 
 
 def evaluate(
@@ -97,22 +35,22 @@ def evaluate(
     from darkaction.data.dataset import ClipDataset
     from darkaction.data.prepare import open_prepared
     from darkaction.data.sampling import sample_views
-    from darkaction.enhance.run import training_cache
+    from darkaction.enhancement.run import training_cache
     from darkaction.evaluation.metrics import average_views, classification_metrics, clip_top1
     from darkaction.evaluation.report import plot_attention, plot_confusion, plot_curves, write_report
 
     if split not in ("train", "val", "test"):
         raise ConfigError(f"--split must be train, val or test, got '{split}'")
     run_dir, _ = resolve_run(run)
-    cfg = load_config(run_dir / "config.yaml")
-    device = resolve_device(cfg.device)
-    cfg, classes, model, ckpt_path = load_run(run, device)
+    rec = Recognizer.from_run(run, enhancer=False)  # the cache is already enhanced
+    cfg, classes, ckpt_path = rec.cfg, rec.classes, rec.checkpoint
     k = int(views or cfg.eval.views or cfg.sampling.test_views)
     if k < 1:
         raise ConfigError(f"--views must be >= 1, got {k}")
     if strategy:
         cfg.sampling.test_strategy = strategy
-    used_strategy = cfg.sampling.test_strategy or cfg.sampling.strategy
+        rec = Recognizer(cfg, classes, rec.model, rec.enhancer, rec.device)
+    used_strategy = rec.strategy
 
     index, _ = open_prepared(cfg)
     if list(index.classes) != classes:
@@ -134,11 +72,10 @@ def evaluate(
         records, cache, cfg, train=False, views=k, n_min=n_min, n_max=n_max, seed=cfg.train.seed, flow_cache=flow
     )
     loader = DataLoader(ds, batch_size=max(1, cfg.eval.batch_size), shuffle=False, num_workers=cfg.train.workers)
-    ctx = autocast_for(cfg, device)
     all_probs, all_att, labels = [], [], []
     t0 = time.perf_counter()
     for batch in progress_bar(loader, desc=f"evaluate {split} ({k} views)", unit="video", disable=not progress or None):
-        probs, att = predict_views(model, batch["clip"].to(device), ctx)
+        probs, att = rec.predict_clips(batch["clip"])
         all_probs.append(probs)
         all_att.append(att)
         labels.append(batch["label"])
@@ -148,6 +85,7 @@ def evaluate(
     m = classification_metrics(average_views(view_probs), y, len(classes))
     results = {
         "top1": m["top1"],
+        "top5": m["top5"],
         "mean_class_acc": m["mean_class_acc"],
         "clip_top1": clip_top1(view_probs, y, len(classes)),
         "n_test_videos": m["n"],

@@ -2,7 +2,7 @@
 
     probs = view_probs.mean(1)                 # (N, V, C) softmax per view -> (N, C) video-level
     m = classification_metrics(probs, labels, num_classes)
-    m["top1"], m["mean_class_acc"], m["per_class"], m["confusion"]
+    m["top1"], m["top5"], m["mean_class_acc"], m["per_class"], m["confusion"]
 
 Mean class accuracy averages the per-class recalls over the classes that occur in `labels` (a class with no test
 video has no accuracy; it is reported as None in `per_class`).
@@ -22,7 +22,8 @@ def average_views(view_probs: torch.Tensor) -> torch.Tensor:
 def classification_metrics(probs: torch.Tensor, labels: torch.Tensor, num_classes: int) -> dict:
     """Metrics of (N, C) probabilities (or logits) against (N,) int labels.
 
-    Returns: top1 (float), mean_class_acc (float), per_class (list[float | None], length C),
+    Returns: top1 (float), top5 (float, or None with five classes or fewer), mean_class_acc (float),
+    per_class (list[float | None], length C),
     support (list[int]), confusion (C x C list, rows = true class, columns = predicted), n (int).
     """
     probs = probs.float()
@@ -31,6 +32,7 @@ def classification_metrics(probs: torch.Tensor, labels: torch.Tensor, num_classe
     if n == 0:
         return {
             "top1": 0.0,
+            "top5": None,
             "mean_class_acc": 0.0,
             "per_class": [None] * num_classes,
             "support": [0] * num_classes,
@@ -38,6 +40,12 @@ def classification_metrics(probs: torch.Tensor, labels: torch.Tensor, num_classe
             "n": 0,
         }
     top1 = multiclass_accuracy(probs, labels, num_classes=num_classes, average="micro").item()
+    # top-5 only means something with more than five classes (HMDB51: 51; ARID's six classes would make it ~100 %)
+    top5 = (
+        float(multiclass_accuracy(probs, labels, num_classes=num_classes, average="micro", top_k=5))
+        if num_classes > 5
+        else None
+    )
     per = multiclass_accuracy(probs, labels, num_classes=num_classes, average="none")
     cm = multiclass_confusion_matrix(probs, labels, num_classes=num_classes)
     support = cm.sum(dim=1)
@@ -46,6 +54,7 @@ def classification_metrics(probs: torch.Tensor, labels: torch.Tensor, num_classe
     mean_class = float(per[present].mean()) if bool(present.any()) else 0.0
     return {
         "top1": float(top1),
+        "top5": top5,
         "mean_class_acc": mean_class,
         "per_class": per_class,
         "support": [int(s) for s in support],

@@ -7,30 +7,17 @@ from __future__ import annotations
 
 import csv
 import html
-import io
 import math
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
-from darkaction.utils import atomic_write_bytes, atomic_write_text
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from darkaction.utils import atomic_write_text, figure, save_figure
 
 
 def _save(fig, path: Path) -> Path:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    _plt().close(fig)
-    return atomic_write_bytes(Path(path), buf.getvalue())
+    return save_figure(fig, path, dpi=110, bbox_inches="tight")
 
 
 def read_epoch_metrics(metrics_csv: Path) -> dict[str, dict[int, float]]:
@@ -61,8 +48,7 @@ def plot_curves(metrics_csv: Path, out_png: Path) -> Path | None:
     acc_keys = sorted(k for k in data if k.endswith("acc"))
     if not loss_keys and not acc_keys:
         return None
-    plt = _plt()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, axes = figure(1, 2, figsize=(10, 3.8))
     for ax, keys, title in ((axes[0], loss_keys, "loss"), (axes[1], acc_keys, "accuracy")):
         for k in keys:
             eps = sorted(data[k])
@@ -81,9 +67,8 @@ def plot_confusion(confusion, classes: list[str], out_png: Path, title: str = "c
     """Row-normalised confusion matrix (rows = true class) with the counts written in each cell."""
     cm = np.asarray(confusion, dtype=np.float64)
     norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
-    plt = _plt()
     n = len(classes)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.7 * n, 0.8 + 0.6 * n))
+    fig, ax = figure(1, 1, figsize=(1.0 + 0.7 * n, 0.8 + 0.6 * n))
     im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
     for i in range(n):
         for j in range(n):
@@ -107,8 +92,7 @@ def plot_attention(items: list[dict], out_png: Path) -> Path | None:
     items = [it for it in items if it.get("attention") is not None]
     if not items:
         return None
-    plt = _plt()
-    fig, axes = plt.subplots(len(items), 1, figsize=(9, 2.1 * len(items)), squeeze=False)
+    fig, axes = figure(len(items), 1, figsize=(9, 2.1 * len(items)), squeeze=False)
     for ax, it in zip(axes[:, 0], items):
         frames = np.asarray(it["frames"])
         att = np.asarray(it["attention"], dtype=np.float64)
@@ -152,6 +136,7 @@ def write_report(run_dir: Path, results: dict, images: dict[str, Path | None]) -
         f"- video-level top-1: **{_fmt(results.get('top1'))}**, mean class accuracy: "
         f"**{_fmt(results.get('mean_class_acc'))}**",
         f"- clip-level top-1 (each view alone): {_fmt(results.get('clip_top1'))}",
+        *([f"- video-level top-5: {_fmt(results['top5'])}"] if results.get("top5") is not None else []),
         f"- checkpoint: `{results.get('checkpoint', '')}`",
         "",
         "| class | accuracy | videos |",

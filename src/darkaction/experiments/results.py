@@ -89,15 +89,13 @@ def csv_text(table, results: list) -> str:
 
 def bar_chart(table, results: list, preset: str) -> bytes:
     """PNG bytes: per row a measured bar (mean, std error bar) beside a hatched grey bar of the paper's number."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
+
+    from darkaction.utils import figure
 
     x = np.arange(len(results))
     width = 0.38
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.5 * len(results) + 1.5), 4.2), dpi=110)
+    fig, ax = figure(1, 1, figsize=(max(5.0, 1.5 * len(results) + 1.5), 4.2), dpi=110)
     measured = [r.mean("top1") if r.status == "ok" else None for r in results]
     errs = [r.std("top1") or 0.0 for r in results]
     heights = [m if m is not None else 0.0 for m in measured]
@@ -115,7 +113,6 @@ def bar_chart(table, results: list, preset: str) -> bytes:
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
-    plt.close(fig)
     return buf.getvalue()
 
 

@@ -49,12 +49,12 @@ def _enhance(cfg: Config) -> Any:
     """Train Zero-DCE first unless weights trained with these settings exist, then enhance the cache (both resumable /
     skipped when done)."""
     if cfg.enhance.method in ("zero-dce", "zero-dce++") and not cfg.enhance.weights:
-        from darkaction.enhance.base import default_weights_path
-        from darkaction.enhance.train import enhance_train, is_trained
+        from darkaction.enhancement.base import default_weights_path
+        from darkaction.enhancement.train import enhance_train, is_trained
 
         if not is_trained(default_weights_path(cfg).parent, cfg.enhance.train, cfg.enhance.method):
             enhance_train(cfg)
-    from darkaction.enhance.run import enhance
+    from darkaction.enhancement.run import enhance
 
     return enhance(cfg)
 
@@ -126,7 +126,7 @@ def preset_file(preset: str) -> Path:
     """configs/<preset>.yaml of this checkout; a ConfigError when the preset is unknown or the file is absent."""
     if preset not in PRESET_FILES:
         raise ConfigError(f"unknown preset {preset!r}; use one of {', '.join(PRESET_FILES)}")
-    path = Path(__file__).resolve().parents[3] / "configs" / PRESET_FILES[preset]
+    path = Path(__file__).resolve().parents[1] / "configs" / PRESET_FILES[preset]  # package data
     if not path.is_file():
         raise ConfigError(f"preset file {path} not found; pass the base config with --config FILE instead")
     return path

@@ -191,8 +191,10 @@ class BertHead(nn.Module):
         mask[:, 0] = True
         return mask
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """Feature map (B, D, T', h, w) or tokens (B, T', D) -> CLS output (B, hidden); sets `self.attention`."""
+    def encode_with_attention(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Feature map (B, D, T', h, w) or tokens (B, T', D) -> CLS output (B, hidden) and the CLS attention over
+        time (B, T') of the last layer, averaged over heads (None without blocks). Sets no attribute, so it traces
+        and exports as a plain function."""
         tokens = to_tokens(x)
         B, steps, D = tokens.shape
         if D != self.in_features:
@@ -211,8 +213,18 @@ class BertHead(nn.Module):
         for block in self.blocks:
             h, weights = block(h, mask)
         # CLS row of the last layer, time-step columns, mean over heads -> (B, T').
-        self.attention = None if weights is None else weights[:, :, 0, 1:].mean(dim=1).detach()
-        return h[:, 0]
+        return h[:, 0], None if weights is None else weights[:, :, 0, 1:].mean(dim=1)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Feature map (B, D, T', h, w) or tokens (B, T', D) -> CLS output (B, hidden); sets `self.attention`."""
+        h, att = self.encode_with_attention(x)
+        self.attention = None if att is None else att.detach()
+        return h
+
+    def forward_with_attention(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(B, D, T', h, w) or (B, T', D) -> logits (B, num_classes) and the CLS attention (B, T')."""
+        h, att = self.encode_with_attention(x)
+        return self.fc(self.cls_drop(h)), att
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, D, T', h, w) or (B, T', D) -> logits (B, num_classes)."""

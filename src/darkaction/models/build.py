@@ -76,6 +76,11 @@ class VideoClassifier(nn.Module):
         """(B, C, T, H, W) -> logits (B, num_classes)."""
         return self.head(self.features(x))
 
+    def forward_with_attention(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(B, C, T, H, W) -> logits (B, num_classes) and the head's attention over time (B, T') or None (TGAP):
+        the same computation as `forward`, returned instead of stored, for inference and export."""
+        return self.head.forward_with_attention(self.features(x))
+
 
 def _check_choice(key: str, value: str, valid: tuple[str, ...]) -> None:
     if value not in valid:

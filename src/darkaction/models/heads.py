@@ -36,6 +36,9 @@ class TGAPHead(nn.Module):
         """ModelConfig -> TGAPHead; it uses `cls_dropout` like the BERT head's classifier (T is unused)."""
         return cls(in_features, num_classes, dropout=cfg.cls_dropout)
 
+    def forward_with_attention(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return self.forward(x), None
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pooled = to_tokens(x).mean(dim=1)
         if pooled.shape[1] != self.in_features:

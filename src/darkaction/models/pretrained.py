@@ -16,15 +16,17 @@ stripped; keys under "backbone." (this project's own VideoClassifier checkpoints
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 from torch import nn
 
 from darkaction.errors import DataError
-from darkaction.utils import flush_denormals
+from darkaction.utils import flush_denormals, packaged_path
+
+log = logging.getLogger(__name__)
 
 STEM_KEY = "stem.0.weight"
 
@@ -69,7 +71,7 @@ class LoadReport:
 
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """A weights file -> its tensors by name (unwrapped, prefixes stripped). Raises DataError for unusable files."""
-    p = Path(path)
+    p = packaged_path(path)
     if not p.is_file():
         raise DataError(f"pretrained weights file not found: {p}; pass the path of a local .pth/.pt state dict")
     try:
@@ -144,5 +146,5 @@ def load_pretrained(model: nn.Module, path: str | os.PathLike, verbose: bool = T
         report.missing = [k for k in report.missing if not k.startswith("fc.")]
     target.load_state_dict(to_load, strict=False)
     if verbose:
-        print(report.summary())
+        log.info(report.summary())
     return report

@@ -138,7 +138,7 @@ class VideoDataModule(L.LightningDataModule):
 
             self.index, _ = open_prepared(self.cfg)
         if self.cache is None:
-            from darkaction.enhance.run import training_cache
+            from darkaction.enhancement.run import training_cache
 
             self.cache = training_cache(self.cfg)
         if self.cfg.model.in_channels == 5 and self.flow_cache is None:

@@ -4,7 +4,8 @@
     lit = VideoClassifierModule(cfg, num_classes=6, model=net)  # any nn.Module: clip B,C,T,H,W -> logits B,K
 
 Batches are dicts: train {"clip": B,C,T,H,W, "label": B} (+ "target_clip", "target_label" for the MRAN head);
-validation the same with one test view; test {"clip": B,V,C,T,H,W, "label": B} whose per-view softmax is averaged.
+validation the same with one test view, or (B,V,C,T,H,W) views whose softmax is averaged. Testing and prediction
+go through `darkaction.inference.Recognizer`, not the Trainer.
 """
 
 from __future__ import annotations
@@ -65,7 +66,6 @@ class VideoClassifierModule(L.LightningModule):
         self.criterion = build_loss(cfg.train.loss, cfg.train.focal_gamma, cfg.train.focal_alpha or None)
         self.train_acc = MulticlassAccuracy(num_classes=self.num_classes, average="micro")
         self.val_acc = MulticlassAccuracy(num_classes=self.num_classes, average="micro")
-        self.test_acc = MulticlassAccuracy(num_classes=self.num_classes, average="micro")
 
     def forward(self, clip: torch.Tensor) -> torch.Tensor:
         """clip (B,C,T,H,W) float -> logits (B,K)."""
@@ -130,12 +130,6 @@ class VideoClassifierModule(L.LightningModule):
         logits = self.model(clip.flatten(0, 1))
         return logits.float().softmax(-1).view(b, v, -1)
 
-    def test_step(self, batch: dict, batch_idx: int) -> None:
-        clip, label = batch["clip"], batch["label"]
-        probs = self.view_probs(clip if clip.dim() == 6 else clip.unsqueeze(1)).mean(1)
-        self.test_acc(probs, label)
-        self.log("test/acc", self.test_acc, on_step=False, on_epoch=True, batch_size=label.shape[0])
-
     # ------------------------------------------------------------------------------------------ optimisation
 
     def configure_optimizers(self):
@@ -161,5 +155,27 @@ class VideoClassifierModule(L.LightningModule):
         return bool(getattr(dm, "has_val", False))
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        # plain data only: the checkpoint must load with torch.load(weights_only=True)
-        checkpoint["darkaction"] = {"classes": list(self.classes), "num_classes": self.num_classes}
+        # plain data only: the checkpoint must load with torch.load(weights_only=True). The resolved config and the
+        # enhancer's weights travel with it, so one .ckpt file is enough for `Recognizer.from_run`.
+        from darkaction.config import to_dict
+
+        info = {"classes": list(self.classes), "num_classes": self.num_classes, "config": to_dict(self.cfg)}
+        enhancer = self._enhancer_state()
+        if enhancer:
+            info["enhancer"] = enhancer
+        checkpoint["darkaction"] = info
+
+    def _enhancer_state(self) -> dict:
+        """The run's Zero-DCE weights (read once), or {} when it has none or the file is not there."""
+        if not hasattr(self, "_enhancer_cache"):
+            e = self.cfg.enhance
+            self._enhancer_cache = {}
+            if e.method in ("zero-dce", "zero-dce++") and e.weights:
+                from darkaction.enhancement.base import read_state_dict
+                from darkaction.errors import DataError
+
+                try:
+                    self._enhancer_cache = read_state_dict(e.weights)
+                except DataError:
+                    pass  # a run whose weights are elsewhere still trains; from_run then reads enhance.weights
+        return self._enhancer_cache

@@ -15,6 +15,7 @@ resumes from its last checkpoint.
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
@@ -23,7 +24,9 @@ import torch
 from darkaction.errors import ConfigError
 from darkaction.utils import atomic_write_bytes, file_sha256, flush_denormals, write_json
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[3] / "configs" / "pretrain.yaml"
+log = logging.getLogger(__name__)
+
+DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "pretrain.yaml"  # package data
 BACKBONE_PREFIX = "model.backbone."
 
 
@@ -72,8 +75,8 @@ def _check(cfg) -> None:
 def pretrain(cfg, out: str | Path | None = None, command: str = "") -> Path:
     """Render the corpus (if needed), prepare it, train the TGAP model, evaluate it on the corpus's test groups and
     export its backbone to `out` (default `default_output(cfg)`). Returns the weights file."""
-    from darkaction.demo import build_data
     from darkaction.evaluation.evaluate import evaluate
+    from darkaction.pipeline import build_data
     from darkaction.training.run import train, train_state
 
     _check(cfg)
@@ -82,7 +85,7 @@ def pretrain(cfg, out: str | Path | None = None, command: str = "") -> Path:
     build_data(cfg)
     run_dir = cfg.resolved_run_dir()
     state = train_state(run_dir, cfg.train.epochs)
-    print(f"\n== pretrain: train ({state}) -> {run_dir}", flush=True)
+    log.info(f"\n== pretrain: train ({state}) -> {run_dir}")
     if state != "done":
         train(cfg, resume=state == "resume")
     res = evaluate(run_dir, views=cfg.eval.views) if _has_test(cfg) else {}
@@ -100,7 +103,7 @@ def pretrain(cfg, out: str | Path | None = None, command: str = "") -> Path:
     }
     write_json(out.with_suffix(".json"), record)
     acc = f"; corpus test top-1 {100 * res['top1']:.1f} % ({res['n_test_videos']} videos)" if res else ""
-    print(f"backbone written to {out} (sha256 {info['sha256'][:16]}..., {info['bytes'] / 1e6:.1f} MB){acc}")
+    log.info(f"backbone written to {out} (sha256 {info['sha256'][:16]}..., {info['bytes'] / 1e6:.1f} MB){acc}")
     return out
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import csv
 import io
+import logging
 import sys
 import warnings
 from pathlib import Path
@@ -28,6 +29,8 @@ import torch
 from darkaction.config import save_config
 from darkaction.errors import ConfigError, DataError
 from darkaction.utils import atomic_write_text, seed_everything, write_json
+
+log = logging.getLogger(__name__)
 
 
 def bf16_cpu_supported() -> bool:
@@ -69,7 +72,7 @@ def _devices(value: str) -> Any:
 def _resolve_enhancer_weights(cfg) -> None:
     """Record the absolute enhancer weights path in the config, so predict can rebuild the enhancer from the run."""
     if cfg.enhance.method in ("zero-dce", "zero-dce++"):
-        from darkaction.enhance.base import default_weights_path
+        from darkaction.enhancement.base import default_weights_path
 
         w = Path(cfg.enhance.weights) if cfg.enhance.weights else default_weights_path(cfg)
         if w.is_file():
@@ -306,7 +309,7 @@ def _resolve_alpha(cfg, dm, verbose: bool) -> dict:
     n_crop = cropped(lengths_of(records, dm.cache), cfg.sampling.T, cfg.sampling.alpha)
     if verbose and cfg.sampling.strategy == "delta":
         how = f"auto: N_max {cfg.sampling.n_max} / T {cfg.sampling.T}, rounded up" if auto else "as configured"
-        print(f"delta sampling: alpha {cfg.sampling.alpha:g} ({how}); {n_crop} of {len(records)} training clips "
+        log.info(f"delta sampling: alpha {cfg.sampling.alpha:g} ({how}); {n_crop} of {len(records)} training clips "
               f"cropped (longer than alpha x T)")  # fmt: skip
     return {"alpha": cfg.sampling.alpha, "cropped_train": n_crop, "train_clips": len(records)}
 

@@ -3,11 +3,14 @@ measured in the same run and writes `runs/bench/<name>.json`)."""
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 from pathlib import Path
 
 from darkaction.errors import DataError
+
+log = logging.getLogger(__name__)
 
 
 def find_benchmarks(start: Path | None = None) -> Path:
@@ -36,7 +39,7 @@ def bench(names: list[str] | None = None, quick: bool = False, folder: Path | No
         raise DataError(f"unknown benchmark(s) {', '.join(unknown)}; available: {', '.join(known)}")
     status = {}
     for name in chosen:
-        print(f"== benchmark {name} ==", flush=True)
+        log.info(f"== benchmark {name} ==")
         cmd = [sys.executable, str(folder / f"bench_{name}.py")] + (["--quick"] if quick else [])
         status[name] = subprocess.run(cmd, cwd=folder.parent).returncode
     return status

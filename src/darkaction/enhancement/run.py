@@ -12,6 +12,7 @@ enhances it and resizes it exactly as `prepare` does (slower: the network sees s
 from __future__ import annotations
 
 import io
+import logging
 import time
 from pathlib import Path
 
@@ -19,9 +20,11 @@ import cv2
 import numpy as np
 
 from darkaction.config import Config
-from darkaction.enhance.base import Enhancer, build_curve_enhancer, build_enhancer, default_weights_path
+from darkaction.enhancement.base import Enhancer, build_curve_enhancer, build_enhancer, default_weights_path
 from darkaction.errors import DataError
 from darkaction.utils import atomic_write_bytes, progress_bar, write_json
+
+log = logging.getLogger(__name__)
 
 SIGNATURE_KEYS = ("src_bytes", "src_mtime_ns", "n_frames")
 
@@ -75,7 +78,7 @@ def enhance(cfg: Config, progress: bool = True) -> Path:
     enhancer = build_enhancer(cfg)
     if enhancer.name == "identity":
         if progress:
-            print(f"identity enhancer: training reads the raw cache {raw.root}")
+            log.info(f"identity enhancer: training reads the raw cache {raw.root}")
         return raw.root
     out = _open_enhanced(cfg, enhancer, raw.settings, create=True)
     records = index.records
@@ -116,11 +119,11 @@ def enhance(cfg: Config, progress: bool = True) -> Path:
     )
     if progress:
         rate = f", {n_frames / seconds:.1f} frames/s" if n_frames else ""
-        print(
+        log.info(
             f"enhanced {len(todo) - len(skipped)} videos ({n_frames} frames{rate}), reused {len(records) - len(todo)}"
         )
         for s in skipped[:20]:
-            print(f"  skipped {s['file']}: {s['reason']}")
+            log.info(f"  skipped {s['file']}: {s['reason']}")
     return out.root
 
 
@@ -166,7 +169,7 @@ def enhance_images(
     precision: str = "fp32",
 ) -> list[Path]:
     """Enhance PNG/JPEG images -> `<out>/<stem>.png`; with `raw` also `<stem>.npy` (float32 H,W,3, unclamped)."""
-    from darkaction.enhance.train import read_image
+    from darkaction.enhancement.train import read_image
 
     enh = build_curve_enhancer(method, weights, scale_factor=scale_factor, precision=precision, batch_size=1)
     out = Path(out_dir)
@@ -190,7 +193,7 @@ def preview_enhancers(cfg: Config) -> list[Enhancer]:
     """Baselines plus every curve enhancer that has weights: gamma, the configured one, zero-dce / zero-dce++."""
     import dataclasses
 
-    from darkaction.enhance.classic import GammaEnhancer
+    from darkaction.enhancement.classic import GammaEnhancer
 
     out: list[Enhancer] = [GammaEnhancer(cfg.enhance.gamma)]
     for method in ("zero-dce", "zero-dce++"):
@@ -206,12 +209,8 @@ def preview_enhancers(cfg: Config) -> list[Enhancer]:
 
 def preview(cfg: Config, path: str | Path | None = None, n: int = 4) -> Path:
     """Before/after figure: n frames (middle frames of videos spread over the index) x (raw + each enhancer)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from darkaction.data.prepare import open_prepared
+    from darkaction.utils import figure, save_figure
 
     index, raw = open_prepared(cfg)
     records = index.records
@@ -219,7 +218,7 @@ def preview(cfg: Config, path: str | Path | None = None, n: int = 4) -> Path:
     frames = np.stack([np.asarray(raw.frames(r.video_id)[int(raw.meta(r.video_id)["n_frames"]) // 2]) for r in picks])
     enhancers = preview_enhancers(cfg)
     columns = [("input", frames)] + [(e.fingerprint, e(frames)) for e in enhancers]
-    fig, axes = plt.subplots(len(picks), len(columns), figsize=(2.6 * len(columns), 2.4 * len(picks)), squeeze=False)
+    fig, axes = figure(len(picks), len(columns), figsize=(2.6 * len(columns), 2.4 * len(picks)), squeeze=False)
     for j, (title, imgs) in enumerate(columns):
         for i in range(len(picks)):
             ax = axes[i, j]
@@ -233,7 +232,4 @@ def preview(cfg: Config, path: str | Path | None = None, n: int = 4) -> Path:
                 ax.set_ylabel(picks[i].video_id[:24], fontsize=7)
     fig.tight_layout()
     out = Path(path) if path else Path(cfg.data.prepared) / "enhanced" / "preview.png"
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    return atomic_write_bytes(out, buf.getvalue())
+    return save_figure(fig, out, dpi=100)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from darkaction.enhance.base import Enhancer
+from darkaction.enhancement.base import Enhancer
 
 
 class IdentityEnhancer(Enhancer):

@@ -205,7 +205,7 @@ def default_weights_path(cfg: Config, method: str | None = None) -> Path:
 
 
 def build_network(method: str, scale_factor: int = 1):
-    from darkaction.enhance.dce import DCENet, DCENetPP
+    from darkaction.enhancement.dce import DCENet, DCENetPP
 
     if method == "zero-dce":
         return DCENet()
@@ -238,17 +238,17 @@ def build_enhancer(cfg: Config) -> Enhancer:
     if e.at not in ("cache", "source"):
         raise ConfigError(f"enhance.at must be 'cache' or 'source', got {e.at!r}")
     if e.method == "identity":
-        from darkaction.enhance.classic import IdentityEnhancer
+        from darkaction.enhancement.classic import IdentityEnhancer
 
         return IdentityEnhancer()
     if e.method == "gamma":
-        from darkaction.enhance.classic import GammaEnhancer
+        from darkaction.enhancement.classic import GammaEnhancer
 
         if not e.gamma > 0:
             raise ConfigError(f"enhance.gamma must be > 0, got {e.gamma}")
         return GammaEnhancer(e.gamma, at=e.at)
     if e.method == "external":
-        from darkaction.enhance.external import ExternalEnhancer
+        from darkaction.enhancement.external import ExternalEnhancer
 
         if not e.external:
             raise ConfigError("enhance.method=external needs enhance.external=FILE (an ONNX or TorchScript model)")

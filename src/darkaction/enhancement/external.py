@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from darkaction.enhance.base import Enhancer
+from darkaction.enhancement.base import Enhancer
 from darkaction.errors import DataError
 from darkaction.utils import file_sha256
 

@@ -11,14 +11,17 @@ Returns the run directory; `results.json` there holds top1, mean_class_acc and n
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "demo.yaml"
+log = logging.getLogger(__name__)
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "demo.yaml"  # package data (configs/ links here)
 
 
 def _stage(name: str) -> float:
-    print(f"\n== demo: {name}", flush=True)
+    log.info(f"\n== demo: {name}")
     return time.perf_counter()
 
 
@@ -44,9 +47,9 @@ def build_data(cfg, times: dict[str, float] | None = None) -> dict[str, float]:
     a Zero-DCE without weights) and enhance. Returns seconds per stage."""
     from darkaction.data.prepare import prepare
     from darkaction.data.synthetic import synth
-    from darkaction.enhance.base import default_weights_path
-    from darkaction.enhance.run import enhance
-    from darkaction.enhance.train import enhance_train, is_trained
+    from darkaction.enhancement.base import default_weights_path
+    from darkaction.enhancement.run import enhance
+    from darkaction.enhancement.train import enhance_train, is_trained
 
     times = {} if times is None else times
     if cfg.data.source.format == "synth":
@@ -59,7 +62,7 @@ def build_data(cfg, times: dict[str, float] | None = None) -> dict[str, float]:
             )
         t = _stage(f"synthetic dataset -> {cfg.synth.out}")
         if synth_is_current(cfg):
-            print("already generated; skipped")
+            log.info("already generated; skipped")
         else:
             synth(cfg.synth)
         times["synth"] = time.perf_counter() - t
@@ -73,7 +76,7 @@ def build_data(cfg, times: dict[str, float] | None = None) -> dict[str, float]:
         weights = default_weights_path(cfg)
         done = is_trained(weights.parent, cfg.enhance.train, cfg.enhance.method)
         if done:
-            print(f"already trained: {weights}; skipped")
+            log.info(f"already trained: {weights}; skipped")
         else:
             enhance_train(cfg)
         times["enhance_train"] = time.perf_counter() - t
@@ -97,7 +100,7 @@ def demo(cfg) -> Path:
     t = _stage(f"train -> {run_dir}")
     state = train_state(run_dir, cfg.train.epochs)
     if state == "done":
-        print(f"already trained ({run_dir / 'checkpoints' / 'last.ckpt'}); skipped")
+        log.info(f"already trained ({run_dir / 'checkpoints' / 'last.ckpt'}); skipped")
     else:
         train(cfg, resume=state == "resume")
     times["train"] = time.perf_counter() - t
@@ -107,12 +110,12 @@ def demo(cfg) -> Path:
     times["evaluate"] = time.perf_counter() - t
 
     total = time.perf_counter() - start
-    print("\n== demo: done")
-    print("stage times: " + ", ".join(f"{k} {v:.0f} s" for k, v in times.items()) + f"; total {total:.0f} s")
-    print(
+    log.info("\n== demo: done")
+    log.info("stage times: " + ", ".join(f"{k} {v:.0f} s" for k, v in times.items()) + f"; total {total:.0f} s")
+    log.info(
         f"test top-1 {100 * res['top1']:.1f} % (clip-level {100 * res['clip_top1']:.1f} %), mean class accuracy "
         f"{100 * res['mean_class_acc']:.1f} % over {res['n_test_videos']} test videos"
     )
-    print(f"results: {run_dir / 'results.json'}")
-    print(f"report:  {run_dir / 'report.md'} (also report.html)")
+    log.info(f"results: {run_dir / 'results.json'}")
+    log.info(f"report:  {run_dir / 'report.md'} (also report.html)")
     return run_dir

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import logging
 from pathlib import Path
 
 import cv2
@@ -20,10 +21,12 @@ import torch
 from tqdm import tqdm
 
 from darkaction.config import Config, DCETrainConfig
-from darkaction.enhance.base import WEIGHTS_NAME, build_network, default_weights_path
-from darkaction.enhance.losses import LossWeights, zero_dce_loss
+from darkaction.enhancement.base import WEIGHTS_NAME, build_network, default_weights_path
+from darkaction.enhancement.losses import LossWeights, zero_dce_loss
 from darkaction.errors import ConfigError, DataError
 from darkaction.utils import atomic_write_bytes, progress_bar, read_json, write_json
+
+log = logging.getLogger(__name__)
 
 CHECKPOINT_NAME = "checkpoint.pt"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
@@ -147,7 +150,7 @@ def train_dce(
         raise DataError(f"{ckpt_path}: checkpoint is for {ckpt.get('method')}, not {method}; use another out dir")
     if ckpt is not None and ckpt.get("settings") != settings:
         if progress:
-            print(f"{ckpt_path}: no record of the same enhance.train settings; training again from scratch", flush=True)
+            log.info(f"{ckpt_path}: no record of the same enhance.train settings; training again from scratch")
         ckpt = None
     if ckpt is not None:
         net.load_state_dict(ckpt["model"])
@@ -203,12 +206,9 @@ def train_dce(
 
 def plot_loss_curves(history: dict, path: Path) -> Path:
     """Total and weighted-free part losses per epoch (log scale) and the mean output brightness, as one PNG."""
-    import matplotlib
+    from darkaction.utils import figure, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, (a, b) = figure(1, 2, figsize=(10, 3.6))
     ep = history["epoch"]
     for k in ("total", "tv", "spa", "col", "exp"):
         vals = np.maximum(np.asarray(history[k], dtype=float), 1e-12)
@@ -221,10 +221,7 @@ def plot_loss_curves(history: dict, path: Path) -> Path:
     b.set_xlabel("epoch")
     b.set_title("mean output brightness")
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    return atomic_write_bytes(Path(path), buf.getvalue())
+    return save_figure(fig, path, dpi=100)
 
 
 def enhance_train(cfg: Config, progress: bool = True) -> Path:
@@ -237,9 +234,9 @@ def enhance_train(cfg: Config, progress: bool = True) -> Path:
     out = default_weights_path(cfg).parent
     images = training_images(cfg)
     if progress:
-        print(f"training {method} on {len(images)} images -> {out}")
+        log.info(f"training {method} on {len(images)} images -> {out}")
     path = train_dce(images, cfg.enhance.train, out, method, resolve_device(cfg.device), progress=progress)
     hist = read_json(out / "history.json") if (out / "history.json").is_file() else None
     if progress and hist and hist["total"]:
-        print(f"final loss {hist['total'][-1]:.4f}, mean brightness {hist['brightness'][-1]:.3f}; weights {path}")
+        log.info(f"final loss {hist['total'][-1]:.4f}, mean brightness {hist['brightness'][-1]:.3f}; weights {path}")
     return path

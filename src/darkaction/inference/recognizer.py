@@ -1,0 +1,311 @@
+"""`Recognizer`: a trained run loaded once (model, enhancer, sampler, normalisation, class names) for every inference.
+
+    rec = Recognizer.from_run("runs/demo")                  # a run directory, or one .ckpt file on its own
+    rec.predict("night.avi")                                # {"label", "prob", "top_k", "probs", "n_frames", ...}
+    rec.predict(frames)                                     # uint8 (T,H,W,3) RGB at any size, or an iterator of frames
+    for w in rec.windows("hours.mp4", window=4, stride=2):  # sliding windows, decoded as a stream
+        print(w["start"], w["label"], w["prob"])
+
+`evaluate`, `predict` and the CLI all go through it: a video is decoded and resized to the run's cache size, enhanced
+with the run's enhancer exactly as the cache was, sampled into k test views (`data.dataset.test_views`, the same code
+evaluation uses) and classified with the softmax averaged over the views.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections import deque
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from darkaction.errors import ConfigError, DataError
+from darkaction.inference.stream import FrameStream
+
+EXPORT_RECORD = "recognizer.json"  # what `darkaction export` writes beside the exported models
+
+
+def resolve_run(run: str | Path) -> tuple[Path, Path]:
+    """A run directory or a checkpoint file -> (run_dir, checkpoint). The directory's best.ckpt, else last.ckpt."""
+    p = Path(run)
+    if p.is_file():
+        run_dir = p.parent.parent if p.parent.name == "checkpoints" else p.parent
+        return run_dir, p
+    if not p.is_dir():
+        raise DataError(f"{p}: no such run directory or checkpoint; pass runs/<name> or a .ckpt file")
+    for name in ("best.ckpt", "last.ckpt"):
+        if (p / "checkpoints" / name).is_file():
+            return p, p / "checkpoints" / name
+    raise DataError(f"{p}: no checkpoints/best.ckpt or last.ckpt; train the run first (darkaction train)")
+
+
+def autocast_for(cfg: Any, device: str):
+    """bf16 autocast when the run's precision resolves to bf16 on this device, else a null context."""
+    from darkaction.training.run import resolve_precision
+
+    dev = "cuda" if device.startswith("cuda") else "cpu"
+    prec = resolve_precision(cfg.train.precision, "gpu" if dev == "cuda" else "cpu")
+    if prec.startswith("bf16"):
+        return torch.autocast(dev, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _run_config(run_dir: Path, ckpt_path: Path, info: dict):
+    """The run's config: config.yaml beside the checkpoint, else the copy embedded in the checkpoint."""
+    from darkaction.config import config_from_dict, load_config
+
+    if (run_dir / "config.yaml").is_file():
+        return load_config(run_dir / "config.yaml")
+    if isinstance(info.get("config"), dict):
+        return config_from_dict(info["config"])
+    raise DataError(
+        f"{ckpt_path}: no config.yaml beside it and none embedded (a checkpoint from an older darkaction); "
+        "keep the run directory together or retrain"
+    )
+
+
+def _run_enhancer(cfg: Any, info: dict, ckpt_path: Path):
+    """The enhancer the run's cache was made with: weights embedded in the checkpoint, else cfg.enhance.weights.
+    None for the identity (no enhancement)."""
+    from darkaction.enhancement.base import CurveEnhancer, build_enhancer, build_network, state_dict_hash
+    from darkaction.utils import resolve_device
+
+    e = cfg.enhance
+    state = info.get("enhancer")
+    if e.method in ("zero-dce", "zero-dce++") and isinstance(state, dict) and state:
+        net = build_network(e.method, e.scale_factor if e.method == "zero-dce++" else 1)
+        net.load_state_dict(state)
+        device = resolve_device(cfg.device)
+        return CurveEnhancer(net, e.method, state_dict_hash(state), e.precision, e.batch_size, device, e.at)
+    try:
+        enhancer = build_enhancer(cfg)
+    except DataError as err:
+        raise DataError(f"{ckpt_path}: cannot rebuild the run's enhancer: {err}") from None
+    return None if getattr(enhancer, "name", "") == "identity" else enhancer
+
+
+class Recognizer:
+    """Classify videos, frames and live streams with one trained model (see the module docstring).
+
+    Args:
+        cfg: the run's resolved Config (sampling.alpha, n_min/n_max and normalisation as training recorded them).
+        classes: class names in label order.
+        model: the classifier, clip (B,C,T,H,W) -> logits (B,K).
+        enhancer: frames uint8 (N,H,W,3) -> uint8, or None for none.
+        device: where the model runs.
+    """
+
+    def __init__(self, cfg: Any, classes: list[str], model: torch.nn.Module, enhancer=None, device: str = "cpu"):
+        from darkaction.data.sampling import sampler_params
+        from darkaction.data.transforms import ClipTransform
+
+        self.cfg = cfg
+        self.classes = list(classes)
+        self.model = model.eval().to(device)
+        self.enhancer = enhancer
+        self.device = device
+        s = cfg.sampling
+        self.T = int(s.T)
+        self.strategy = s.test_strategy or s.strategy
+        self.params = sampler_params(s, s.n_min or None, s.n_max or None)
+        self.transform = ClipTransform(cfg.augment, train=False, blank=s.blank)
+        self.seed = int(cfg.train.seed)
+        self.checkpoint: Path | None = None
+
+    @classmethod
+    def from_run(
+        cls, run: str | Path, device: str | None = None, enhancer: bool = True, precision: str = "run"
+    ) -> Recognizer:
+        """Load a run directory (its best.ckpt, else last.ckpt), a single .ckpt file (config embedded) or a folder
+        written by `darkaction export` (ONNX or TorchScript models, run without PyTorch autograd).
+
+        `enhancer=False` skips the enhancer (for clips from an already enhanced cache); `precision="fp32"` runs the
+        enhancer and the model in fp32 (the run's own setting, often bf16 on CPUs that have it, otherwise)."""
+        if precision not in ("run", "fp32"):
+            raise ConfigError(f"precision must be 'run' or 'fp32', got {precision!r}")
+        if Path(run).is_dir() and (Path(run) / EXPORT_RECORD).is_file():
+            from darkaction.inference.export import load_export
+
+            return load_export(run, enhancer=enhancer)
+        from darkaction.models.build import build_model
+        from darkaction.training.run import load_checkpoint
+        from darkaction.utils import resolve_device
+
+        run_dir, ckpt_path = resolve_run(run)
+        ckpt = load_checkpoint(ckpt_path)
+        info = ckpt.get("darkaction", {}) or {}
+        cfg = _run_config(run_dir, ckpt_path, info)
+        if precision == "fp32":
+            cfg.enhance.precision, cfg.train.precision = "fp32", "32"
+        classes = list(info.get("classes") or [])
+        if not classes and (run_dir / "data.json").is_file():
+            from darkaction.utils import read_json
+
+            classes = list(read_json(run_dir / "data.json")["classes"])
+        if not classes:
+            raise DataError(f"{ckpt_path}: the class names are missing (no 'darkaction' entry, no data.json)")
+        # the checkpoint holds every weight: the pretrained file the run started from is neither needed nor required
+        # to still exist (a run directory copied to another machine)
+        cfg.model.pretrained = ""
+        device = device or resolve_device(cfg.device)
+        model = build_model(cfg.model, len(classes), cfg.sampling.T)
+        state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as e:
+            raise DataError(f"{ckpt_path}: weights do not fit the run's model ({e})") from None
+        rec = cls(cfg, classes, model, _run_enhancer(cfg, info, ckpt_path) if enhancer else None, device)
+        rec.checkpoint = ckpt_path
+        return rec
+
+    # ------------------------------------------------------------------------------------------ building blocks
+
+    def preprocess(self, frames: np.ndarray) -> np.ndarray:
+        """Decoded frames uint8 (N,H,W,3) at any size -> the run's cache frames: resized and enhanced as the cache
+        was (enhancement before or after resizing, `enhance.at`). -> uint8 (N,h,w,3)."""
+        import cv2
+
+        from darkaction.data.video import output_size
+
+        c = self.cfg.cache
+        frames = np.asarray(frames, dtype=np.uint8)
+        h, w = output_size(frames.shape[1], frames.shape[2], c.resize, c.height, c.width, c.short_side)
+
+        def resize(x: np.ndarray) -> np.ndarray:
+            if x.shape[1:3] == (h, w):
+                return x
+            return np.stack([cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) for f in x])
+
+        if self.enhancer is None:
+            return resize(frames)
+        if self.cfg.enhance.at == "source":
+            return resize(self.enhancer(frames))
+        return self.enhancer(resize(frames))
+
+    def views(self, frames: np.ndarray, views: int = 5, position: int = 0) -> torch.Tensor:
+        """Cache frames uint8 (N,h,w,3) -> k test views float32 (k,C,T,H,W), as evaluation samples them for the
+        video at `position` of its split."""
+        from darkaction.data.dataset import test_views
+
+        flow = None
+        if self.cfg.model.in_channels == 5:  # RGB + optical flow: the flow of the enhanced frames, as in training
+            from darkaction.data.flow import encode_flow, farneback_flow
+
+            flow = encode_flow(farneback_flow(frames))
+        seed = (int(self.cfg.sampling.view_seed), self.seed, int(position))
+        return test_views(frames, self.T, views, seed, self.strategy, self.params, self.transform, flow)
+
+    @torch.inference_mode()
+    def predict_clips(self, clips: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """clips (B,V,C,T,H,W) -> per-view softmax (B,V,K) fp32 on the CPU, and the head's attention (B,V,T') or
+        None. The V views of every video go through the model as one batch."""
+        b, v = clips.shape[:2]
+        x = clips.flatten(0, 1).to(self.device)
+        with autocast_for(self.cfg, self.device):
+            if hasattr(self.model, "forward_with_attention"):  # R(2+1)D classifiers and exported models
+                logits, att = self.model.forward_with_attention(x)
+            else:  # SlowFast, EfficientNet, MRAN: no attention to show
+                logits, att = self.model(x), None
+        probs = logits.float().softmax(-1).view(b, v, -1).cpu()
+        if att is not None:
+            att = att.float().reshape(b, v, -1).cpu()
+        return probs, att
+
+    def _result(self, mean: torch.Tensor, top_k: int) -> dict:
+        order = torch.argsort(mean, descending=True)[: max(1, min(int(top_k), len(self.classes)))]
+        return {
+            "label": self.classes[int(order[0])],
+            "prob": float(mean[order[0]]),
+            "top_k": [{"label": self.classes[int(i)], "prob": float(mean[i])} for i in order],
+            "probs": {c: float(mean[i]) for i, c in enumerate(self.classes)},
+        }
+
+    def _check(self, views: int, top_k: int) -> None:
+        if int(views) < 1:
+            raise ConfigError(f"views must be >= 1, got {views}")
+        if int(top_k) < 1:
+            raise ConfigError(f"top_k must be >= 1, got {top_k}")
+
+    # ------------------------------------------------------------------------------------------ public
+
+    def predict(self, video: Any, views: int = 5, top_k: int = 5, chunk: int = 64) -> dict:
+        """Classify one whole video: a path or URL, a uint8 array (T,H,W,3) RGB, or an iterator of (H,W,3) frames.
+
+        Returns {"label", "prob", "top_k": [{"label", "prob"}...], "probs": {class: p}, "n_frames", "views"}
+        (+ "warnings" when decoding stopped early). Only the resized, enhanced frames are kept in memory."""
+        self._check(views, top_k)
+        stream = video if isinstance(video, FrameStream) else FrameStream(video)
+        frames = np.concatenate([self.preprocess(c) for c in stream.chunks(chunk)])
+        probs, _ = self.predict_clips(self.views(frames, views).unsqueeze(0))
+        out = {**self._result(probs[0].mean(0), top_k), "n_frames": int(len(frames)), "views": int(views)}
+        problems = ([stream.error] if stream.error else []) + stream.warnings
+        if problems:
+            out["warnings"] = problems
+        return out
+
+    def windows(
+        self,
+        video: Any,
+        window: float = 4.0,
+        stride: float = 2.0,
+        views: int = 5,
+        top_k: int = 5,
+        fps: float | None = None,
+        thumbnails: bool = True,
+    ) -> Iterator[dict]:
+        """Label sliding windows of `window` seconds every `stride` seconds, as the frames arrive.
+
+        Yields per window {"index", "start", "end" (seconds), "label", "prob", "top_k", "probs", "n_frames",
+        "latency" (seconds from the window's last frame to its label), "thumbnail" (its middle enhanced frame, uint8
+        (h,w,3), when `thumbnails`)}. Memory holds one window of cache-size frames, whatever the video's length.
+        When the frames end between two windows, one last window ends at the last frame; a video shorter than one
+        window gives one window over all of it. When the source dies part-way the iteration ends there the same way;
+        `FrameStream.error` (pass a FrameStream to see it) says why.
+        """
+        self._check(views, top_k)
+        if not window > 0 or not stride > 0:
+            raise ConfigError(f"window and stride must be positive seconds, got window={window}, stride={stride}")
+        stream = video if isinstance(video, FrameStream) else FrameStream(video, fps=fps)
+        buf: deque[np.ndarray] = deque()
+        seen = 0  # frames read so far
+        next_end = None  # frame count at which the next window closes
+        index = 0
+        size = hop = 0
+        for chunk in stream.chunks(8):
+            if next_end is None:  # the frame rate is known once the source is open
+                size = max(1, int(round(window * stream.fps)))
+                hop = max(1, int(round(stride * stream.fps)))
+                next_end = size
+            arrived = time.perf_counter()
+            for f in self.preprocess(chunk):
+                buf.append(f)
+                seen += 1
+                if len(buf) > size:
+                    buf.popleft()
+                if seen == next_end:
+                    yield self._window(buf, index, seen, stream.fps, views, top_k, arrived, thumbnails)
+                    index += 1
+                    next_end += hop
+        if buf and (index == 0 or seen > next_end - hop):
+            # the tail after the last full window (or a video shorter than one window): one more window ending at
+            # the last frame, so the whole video is labelled
+            yield self._window(buf, index, seen, stream.fps, views, top_k, time.perf_counter(), thumbnails)
+
+    def _window(self, buf, index, end, fps, views, top_k, arrived, thumbnails) -> dict:
+        frames = np.stack(buf)
+        probs, _ = self.predict_clips(self.views(frames, views, position=index).unsqueeze(0))
+        out = {
+            "index": index,
+            "start": round((end - len(frames)) / fps, 3),
+            "end": round(end / fps, 3),
+            **self._result(probs[0].mean(0), top_k),
+            "n_frames": int(len(frames)),
+            "latency": round(time.perf_counter() - arrived, 4),
+        }
+        if thumbnails:
+            out["thumbnail"] = frames[len(frames) // 2].copy()
+        return out

@@ -1,0 +1,245 @@
+"""Recognizer: one inference path for files, frames, iterators, long videos in windows and live streams; one .ckpt is
+enough; windows, segments, CSV/JSON and the timeline PNG; a local HTTP stream that the test serves itself."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import shutil
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from darkaction.errors import ConfigError, DataError
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_evaluate import make_tiny_run  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def run(tiny_synth, tmp_path_factory):
+    """A tiny run enhanced by a (random) Zero-DCE whose weights file sits outside the run directory."""
+    from darkaction.enhancement.dce import DCENet
+
+    tmp = tmp_path_factory.mktemp("rec")
+    torch.manual_seed(0)
+    weights = tmp / "dce.pth"
+    torch.save(DCENet().state_dict(), weights)
+    extra = {
+        "train.epochs": 1,
+        "train.limit_train_batches": 2,
+        "enhance.method": "zero-dce",
+        "enhance.weights": weights,
+    }
+    return make_tiny_run(tiny_synth, tmp, **extra)[1]
+
+
+@pytest.fixture(scope="module")
+def clip(tiny_synth):
+    return sorted((tiny_synth / "videos").rglob("*.mp4"))[0]
+
+
+def _frames(path):
+    from darkaction.data.video import decode
+
+    return decode(path, resize="none")[0]
+
+
+def test_path_array_and_iterator_give_the_same_prediction(run, clip):
+    from darkaction.inference import Recognizer
+
+    rec = Recognizer.from_run(run)
+    by_path = rec.predict(clip, views=3, top_k=3)
+    frames = _frames(clip)
+    by_array = rec.predict(frames, views=3, top_k=3)
+    by_iter = rec.predict(iter(list(frames)), views=3, top_k=3)
+    for other in (by_array, by_iter):
+        assert other["label"] == by_path["label"] and other["n_frames"] == len(frames)
+        for c in rec.classes:
+            assert other["probs"][c] == pytest.approx(by_path["probs"][c], abs=1e-6)
+    top = by_path["top_k"]
+    assert len(top) == 3 and top[0]["label"] == by_path["label"] and top[0]["prob"] == by_path["prob"]
+    assert [t["prob"] for t in top] == sorted((t["prob"] for t in top), reverse=True)
+    assert sum(by_path["probs"].values()) == pytest.approx(1.0, abs=1e-4)
+    with pytest.raises(ConfigError, match="views"):
+        rec.predict(frames, views=0)
+    with pytest.raises(DataError, match="uint8"):
+        rec.predict(frames.astype(np.float32))
+    with pytest.raises(DataError, match="no decodable frame"):
+        rec.predict(iter([]))
+
+
+def test_recognizer_agrees_with_evaluation_on_the_cached_video(run):
+    """Same decode, resize, enhancement and views as the cache: evaluate's first test video, predicted from its file
+    at the same position, gives the same probabilities."""
+    from darkaction.data.index import DatasetIndex
+    from darkaction.evaluation.evaluate import evaluate
+    from darkaction.inference import Recognizer
+
+    res = evaluate(run, views=2, progress=False)
+    rec = Recognizer.from_run(run)
+    first = DatasetIndex.load(Path(rec.cfg.data.prepared) / "index.json").split("test")[0]
+    frames = rec.preprocess(_frames(first.path))
+    probs, _ = rec.predict_clips(rec.views(frames, 2, position=0).unsqueeze(0))
+    assert res["predictions"][0]["video_id"] == first.video_id
+    assert float(probs[0].mean(0).max()) == pytest.approx(res["predictions"][0]["prob"], abs=2e-2)
+
+
+def test_one_checkpoint_file_is_enough(run, clip, tmp_path):
+    """The resolved config and the enhancer's weights are embedded: a lone .ckpt predicts exactly like the run."""
+    from darkaction.config import load_config
+    from darkaction.inference import Recognizer
+    from darkaction.training.run import load_checkpoint
+
+    want = Recognizer.from_run(run).predict(clip, views=2)
+    alone = tmp_path / "model.ckpt"
+    shutil.copy(run / "checkpoints" / "last.ckpt", alone)
+    info = load_checkpoint(alone)["darkaction"]
+    assert info["config"]["sampling"]["T"] == 8 and "e_conv1.weight" in info["enhancer"]
+    weights = Path(load_config(run / "config.yaml").enhance.weights)
+    hidden = weights.with_name("hidden.pth")
+    weights.rename(hidden)
+    try:
+        got = Recognizer.from_run(alone).predict(clip, views=2)
+    finally:
+        hidden.rename(weights)
+    assert got["label"] == want["label"]
+    for c, p in want["probs"].items():
+        assert got["probs"][c] == pytest.approx(p, abs=1e-6)
+
+
+def test_windows_cover_the_video_with_bounded_frames(run, clip):
+    from darkaction.inference import Recognizer
+
+    rec = Recognizer.from_run(run)
+    frames = np.concatenate([_frames(clip)] * 4)  # a longer video: 4 takes back to back
+    n = len(frames)
+    ws = list(rec.windows(frames, window=1.0, stride=0.5, views=2, fps=30))
+    size, hop = 30, 15
+    full = (n - size) // hop + 1
+    tail = (n - size) % hop != 0
+    assert len(ws) == full + tail
+    assert all(w["n_frames"] == size for w in ws)  # never more than one window of frames held
+    assert [w["index"] for w in ws] == list(range(len(ws)))
+    assert ws[0]["start"] == 0.0 and ws[1]["start"] == pytest.approx(0.5)
+    assert ws[-1]["end"] == pytest.approx(n / 30, abs=1e-3)  # the tail window ends at the last frame
+    assert all(w["latency"] >= 0 and w["thumbnail"].dtype == np.uint8 for w in ws)
+    short = list(rec.windows(frames[:20], window=1.0, stride=0.5, views=2, fps=30))
+    assert len(short) == 1 and short[0]["n_frames"] == 20 and short[0]["end"] == pytest.approx(20 / 30, abs=1e-3)
+    with pytest.raises(ConfigError, match="positive"):
+        next(rec.windows(frames, window=0, stride=1))
+
+
+def test_segments_tile_time_without_overlap():
+    from darkaction.inference.timeline import merge_segments
+
+    def w(i, label, p):
+        return {"start": i * 1.0, "end": i * 1.0 + 2.0, "label": label, "prob": p}
+
+    ws = [w(0, "run", 0.9), w(1, "run", 0.7), w(2, "walk", 0.6), w(3, "run", 0.8)]
+    segs = merge_segments(ws)
+    assert [s["label"] for s in segs] == ["run", "walk", "run"]
+    assert [s["windows"] for s in segs] == [2, 1, 1]
+    assert segs[0]["prob"] == pytest.approx(0.8)
+    assert segs[0]["start"] == 0.0 and segs[-1]["end"] == 5.0
+    for a, b in zip(segs, segs[1:]):
+        assert a["end"] == b["start"]  # boundaries half-way between the centres of neighbouring windows
+    assert segs[0]["end"] == pytest.approx(2.5)
+    assert merge_segments([]) == []
+
+
+def test_cli_windows_write_csv_json_and_timeline(run, clip, tmp_path, capsys):
+    from darkaction.cli import main
+
+    out = tmp_path / "pred"
+    assert main(["predict", str(clip), "--run", str(run), "--window", "1", "--stride", "0.5", "--views", "2",
+                 "--out", str(out)]) == 0  # fmt: skip
+    text = capsys.readouterr().out
+    assert "latency" in text and "segments:" in text
+    data = json.loads((out / "windows.json").read_text())
+    rows = (out / "windows.csv").read_text().splitlines()
+    assert len(rows) == len(data["windows"]) + 1 and rows[0].startswith("index,start,end,label,prob,latency")
+    assert data["segments"] and data["segments"][-1]["end"] == data["windows"][-1]["end"]
+    from PIL import Image
+
+    assert Image.open(out / "timeline.png").size[0] > 600
+
+
+class _Server:
+    """Serve one payload over HTTP on the loopback interface; `cut` bytes (if given) then drop the connection."""
+
+    def __init__(self, payload: bytes, cut: int | None = None):
+        body, size = payload, len(payload)
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - the http.server API
+                self.send_response(200)
+                self.send_header("Content-Type", "video/mp2t")
+                self.send_header("Content-Length", str(size))
+                self.end_headers()
+                self.wfile.write(body if cut is None else body[:cut])
+                self.wfile.flush()
+                self.close_connection = True
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/cam.ts"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def _encode(frames: np.ndarray, path: Path, fmt: str = "mpegts", codec: str = "mpeg2video", fps: int = 30) -> bytes:
+    import av
+
+    with av.open(str(path), "w", format=fmt) as out:
+        s = out.add_stream(codec, rate=fps)
+        s.width, s.height, s.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        for f in frames:
+            for pkt in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                out.mux(pkt)
+        for pkt in s.encode():
+            out.mux(pkt)
+    return path.read_bytes()
+
+
+def _mpegts(frames: np.ndarray, path: Path) -> bytes:
+    return _encode(frames, path)
+
+
+def test_live_http_stream_and_a_stream_that_dies(run, clip, tmp_path, capsys):
+    from darkaction.cli import main
+    from darkaction.inference import FrameStream, Recognizer
+
+    frames = np.concatenate([_frames(clip)] * 3)
+    payload = _mpegts(frames, tmp_path / "cam.ts")
+    rec = Recognizer.from_run(run)
+    with _Server(payload) as server:
+        stream = FrameStream(server.url, timeout=5)
+        whole = list(rec.windows(stream, window=1.0, stride=1.0, views=1))
+    assert stream.live and stream.fps == pytest.approx(30) and stream.error is None
+    assert stream.n_frames == len(frames) and len(whole) >= len(frames) // 30
+    with _Server(payload, cut=len(payload) // 2) as server:
+        stream = FrameStream(server.url, timeout=5)
+        part = list(rec.windows(stream, window=1.0, stride=1.0, views=1))
+        assert 0 < stream.n_frames < len(frames) and 0 < len(part) < len(whole)
+        assert "stopped after" in stream.error  # FFmpeg reports the dropped connection (EIO), not a clean end
+        # the CLI keeps the windows so far, writes them, and says the source stopped early
+        out = tmp_path / "live"
+        code = main(["predict", server.url, "--run", str(run), "--window", "1", "--views", "1", "--out", str(out)])
+    assert code == 1 and "stopped early" in capsys.readouterr().err
+    assert json.loads((out / "windows.json").read_text())["windows"]
+    with pytest.raises(DataError, match="cannot open"):
+        list(FrameStream("http://127.0.0.1:9/nothing.ts", timeout=2))
