@@ -152,3 +152,14 @@ def test_build_enhancer_errors(tmp_path):
     assert build_enhancer(cfg).name == "gamma"
     cfg.enhance.method = "identity"
     assert build_enhancer(cfg).fingerprint == "identity"
+
+
+def test_denormal_weights_are_flushed_on_load_and_the_fingerprint_is_the_files(tmp_path):
+    state = DCENet().state_dict()
+    state["e_conv1.weight"].view(-1)[:3] = torch.tensor([1e-40, -3e-39, 2e-45])  # denormal float32 values
+    path = tmp_path / "dce.pth"
+    torch.save(state, path)
+    enh = build_curve_enhancer("zero-dce", path, precision="fp32")
+    w = enh.net.e_conv1.weight.detach().reshape(-1)[:3]
+    assert torch.equal(w, torch.zeros(3))  # flushed: fp32 convolutions with denormals ran 35x slower
+    assert enh.weights_hash == state_dict_hash(torch.load(path, weights_only=True))  # caches keyed as before

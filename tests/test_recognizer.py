@@ -243,3 +243,17 @@ def test_live_http_stream_and_a_stream_that_dies(run, clip, tmp_path, capsys):
     assert json.loads((out / "windows.json").read_text())["windows"]
     with pytest.raises(DataError, match="cannot open"):
         list(FrameStream("http://127.0.0.1:9/nothing.ts", timeout=2))
+
+
+def test_a_stream_piped_on_stdin(run, clip, tmp_path):
+    """`predict - --window`: MPEG-TS piped into the CLI's stdin is labelled window by window."""
+    import subprocess
+
+    payload = _mpegts(np.concatenate([_frames(clip)] * 2), tmp_path / "pipe.ts")
+    out = tmp_path / "stdin"
+    cmd = [sys.executable, "-m", "darkaction.cli", "predict", "-", "--run", str(run), "--window", "1", "--views", "1",
+           "--out", str(out)]  # fmt: skip
+    res = subprocess.run(cmd, input=payload, capture_output=True, timeout=300)
+    assert res.returncode == 0, res.stderr.decode()[-2000:]
+    data = json.loads((out / "windows.json").read_text())
+    assert data["source"] == "-" and len(data["windows"]) >= 2 and b"latency" in res.stdout

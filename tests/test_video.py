@@ -125,3 +125,19 @@ def test_truncated_mp4_header_only_is_data_error(tmp_path):
     cut.write_bytes(p.read_bytes()[:200])
     with pytest.raises(DataError, match="cut.mp4"):
         decode(cut)
+
+
+def test_frame_buffer_joins_blocks_in_order():
+    from darkaction.data.video import FrameBuffer
+
+    frames = np.random.default_rng(0).integers(0, 255, (11, 4, 5, 3), dtype=np.uint8)
+    buf = FrameBuffer(block=4)
+    for f in frames[:7]:
+        buf.append(f)
+    for f in frames[7:]:
+        buf.slot(f.shape)[...] = f
+    assert len(buf) == 11
+    np.testing.assert_array_equal(buf.array(), frames)
+    one = FrameBuffer(block=4)
+    one.append(frames[0])
+    np.testing.assert_array_equal(one.array(), frames[:1])

@@ -533,6 +533,7 @@ def _add_serve(sub) -> None:
     p.add_argument("--max-upload-mb", type=float, default=200.0, help="larger uploads get 413 (default 200)")
     p.add_argument("--window", type=float, default=4.0, help="seconds per timeline window (default 4)")
     p.add_argument("--stride", type=float, default=2.0, help="seconds between windows (default 2)")
+    p.add_argument("--precision", choices=["run", "fp32"], default="run", help="as for predict")
     p.set_defaults(func=_run_serve)
 
 
@@ -540,7 +541,7 @@ def _run_serve(args: argparse.Namespace) -> int:
     from darkaction.inference.server import serve
 
     serve(args.run, host=args.host, port=args.port, max_upload_mb=args.max_upload_mb, window=args.window,
-          stride=args.stride)  # fmt: skip
+          stride=args.stride, precision=args.precision)  # fmt: skip
     return 0
 
 

@@ -30,6 +30,19 @@ def test_every_inference_path_agrees_on_the_real_night_clip(fixtures_dir, tiny_s
     cli = json.loads(capsys.readouterr().out)[0]
     export_run(run, tmp_path / "onnx", fmt="onnx")
     onnx = Recognizer.from_run(tmp_path / "onnx").predict(clip, views=5)
-    for other in (cli, onnx):
+    served = _through_the_server(Recognizer.from_run(run, precision="fp32"), clip)
+    for other in (cli, onnx, served):
         assert other["label"] == ref["label"]
         assert max(abs(other["probs"][c] - p) for c, p in ref["probs"].items()) < 1e-4
+
+
+def _through_the_server(rec, clip):
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from darkaction.inference.server import create_app
+
+    with TestClient(create_app(rec, views=5)) as client:
+        r = client.post("/predict", files={"file": (clip.name, clip.read_bytes(), "video/x-msvideo")})
+    assert r.status_code == 200, r.text
+    return r.json()

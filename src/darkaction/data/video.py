@@ -34,6 +34,15 @@ def output_size(src_h: int, src_w: int, resize: str, height: int, width: int, sh
     raise ValueError(f"resize must be fixed | short_side | none, got {resize!r}")
 
 
+def _resize_into(rgb: np.ndarray, size: tuple[int, int], dst: np.ndarray) -> None:
+    """Resize (as `_resize`) straight into `dst` (H,W,3), no intermediate array."""
+    h, w = size
+    if rgb.shape[0] == h and rgb.shape[1] == w:
+        dst[...] = rgb
+    else:
+        cv2.resize(rgb, (w, h), dst=dst, interpolation=cv2.INTER_AREA)
+
+
 def _resize(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     h, w = size
     if rgb.shape[0] == h and rgb.shape[1] == w:
@@ -61,12 +70,62 @@ def decode(
         frames, info = _decode_frame_folder(p, resize, height, width, short_side, max_frames)
     else:
         frames, info = _decode_file(p, resize, height, width, short_side, max_frames)
-    x = frames.reshape(-1, 3).astype(np.float64) / 255.0
     info["n_frames"] = int(frames.shape[0])
-    info["mean_brightness"] = float(frames.mean())
-    info["channel_mean"] = x.mean(axis=0).tolist()
-    info["channel_sqmean"] = (x * x).mean(axis=0).tolist()
+    mean, sqmean = channel_moments(frames)
+    info["mean_brightness"] = float(mean.mean() * 255.0)
+    info["channel_mean"] = mean.tolist()
+    info["channel_sqmean"] = sqmean.tolist()
     return frames, info
+
+
+def channel_moments(frames: np.ndarray, chunk: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and mean square (RGB, 0-1) of uint8 frames (N,H,W,3), exact (integer sums) and in chunks,
+    so a long video needs no float copy of itself."""
+    total = np.zeros(3, np.int64)
+    squares = np.zeros(3, np.int64)
+    for i in range(0, len(frames), chunk):
+        x = frames[i : i + chunk].reshape(-1, 3)
+        total += x.sum(axis=0, dtype=np.int64)
+        wide = x.astype(np.int32)
+        squares += (wide * wide).sum(axis=0, dtype=np.int64)
+    n = max(1, frames.shape[0] * frames.shape[1] * frames.shape[2])
+    return total / (255.0 * n), squares / (255.0 * 255.0 * n)
+
+
+class FrameBuffer:
+    """Frames appended one by one into preallocated blocks of `block` frames, joined once at the end.
+
+    Keeping thousands of small per-frame arrays alive while the decoder allocates and frees a large source frame per
+    step fragments glibc's heap: decoding 10 min of 320x240 video to 64x64 frames (211 MB) peaked at 4 GB of RSS
+    with a list of arrays, and stays near the frames' own size with blocks."""
+
+    def __init__(self, block: int = 256) -> None:
+        self.block = block
+        self.blocks: list[np.ndarray] = []
+        self.n = 0
+
+    def __len__(self) -> int:
+        return self.n
+
+    def slot(self, shape: tuple[int, ...]) -> np.ndarray:
+        """The next frame's (H,W,3) uint8 slot to write into."""
+        j = self.n % self.block
+        if j == 0:
+            self.blocks.append(np.empty((self.block, *shape), np.uint8))
+        self.n += 1
+        return self.blocks[-1][j]
+
+    def append(self, frame: np.ndarray) -> None:
+        self.slot(frame.shape)[...] = frame
+
+    def array(self) -> np.ndarray:
+        if not self.blocks:
+            return np.zeros((0, 0, 0, 3), np.uint8)
+        last = self.n - (len(self.blocks) - 1) * self.block
+        parts = [*self.blocks[:-1], self.blocks[-1][:last]]
+        out = np.concatenate(parts) if len(parts) > 1 else parts[0].copy()
+        self.blocks = []
+        return out
 
 
 def _decode_file(p: Path, resize: str, height: int, width: int, short_side: int, max_frames: int | None):
@@ -81,7 +140,7 @@ def _decode_file(p: Path, resize: str, height: int, width: int, short_side: int,
         container = av.open(str(p))
     except Exception as e:  # PyAV raises many FFmpeg error types; all mean "not a readable video" here
         raise DataError(f"{p}: not a readable video ({type(e).__name__}: {e})") from None
-    out: list[np.ndarray] = []
+    out = FrameBuffer()
     try:
         if not container.streams.video:
             raise DataError(f"{p}: no video stream in the file")
@@ -97,7 +156,7 @@ def _decode_file(p: Path, resize: str, height: int, width: int, short_side: int,
                 if size is None:
                     src_h, src_w = rgb.shape[:2]
                     size = output_size(src_h, src_w, resize, height, width, short_side)
-                out.append(_resize(rgb, size))
+                _resize_into(rgb, size, out.slot((*size, 3)))
                 if max_frames is not None and len(out) >= max_frames:
                     break
         except Exception as e:  # corrupt data after the good frames: keep what decoded
@@ -113,7 +172,7 @@ def _decode_file(p: Path, resize: str, height: int, width: int, short_side: int,
     if not out:
         raise DataError(f"{p}: no decodable frame")
     info = {"fps": fps, "src_height": int(src_h), "src_width": int(src_w), "warnings": warnings}
-    return np.stack(out), info
+    return out.array(), info
 
 
 def _decode_frame_folder(p: Path, resize: str, height: int, width: int, short_side: int, max_frames: int | None):

@@ -72,15 +72,17 @@ def _run_enhancer(cfg: Any, info: dict, ckpt_path: Path):
     """The enhancer the run's cache was made with: weights embedded in the checkpoint, else cfg.enhance.weights.
     None for the identity (no enhancement)."""
     from darkaction.enhancement.base import CurveEnhancer, build_enhancer, build_network, state_dict_hash
-    from darkaction.utils import resolve_device
+    from darkaction.utils import flush_denormals, resolve_device
 
     e = cfg.enhance
     state = info.get("enhancer")
     if e.method in ("zero-dce", "zero-dce++") and isinstance(state, dict) and state:
         net = build_network(e.method, e.scale_factor if e.method == "zero-dce++" else 1)
+        digest = state_dict_hash(state)
+        flush_denormals(state)  # as enhancement.base.load_weights does: denormals slow fp32 convolutions
         net.load_state_dict(state)
         device = resolve_device(cfg.device)
-        return CurveEnhancer(net, e.method, state_dict_hash(state), e.precision, e.batch_size, device, e.at)
+        return CurveEnhancer(net, e.method, digest, e.precision, e.batch_size, device, e.at)
     try:
         enhancer = build_enhancer(cfg)
     except DataError as err:

@@ -159,12 +159,12 @@ def create_app(rec: Recognizer, max_upload_mb: float = 200.0, window: float = 4.
     return app
 
 
-def serve(run: str | Path, host: str = "127.0.0.1", port: int = 8000, **kwargs: Any) -> None:
-    """Load the run once and serve it until interrupted."""
+def serve(run: str | Path, host: str = "127.0.0.1", port: int = 8000, precision: str = "run", **kwargs: Any) -> None:
+    """Load the run once and serve it until interrupted (`kwargs` go to `create_app`)."""
     _require_web()
     import uvicorn
 
-    rec = Recognizer.from_run(run)
+    rec = Recognizer.from_run(run, precision=precision)
     log.info(f"serving {rec.checkpoint} ({', '.join(rec.classes)}) on http://{host}:{port}/")
     uvicorn.run(create_app(rec, **kwargs), host=host, port=port, log_level="warning")
 
