@@ -111,8 +111,8 @@ def test_keep_one_and_no_dropout_make_training_equal_eval():
 def test_time_norm_makes_output_invariant_to_channel_scale():
     x = torch.randn(2, 8, 32)
     scale = torch.rand(1, 1, 32) * 10 + 0.1
-    normed = _head(time_norm=True).eval()
-    raw = _head(time_norm=False).eval()
+    normed = _head(time_norm="rms").eval()
+    raw = _head(time_norm="none").eval()
     with torch.no_grad():
         # Outputs are ~1e-3 at N(0, 0.02) init: compare with a tolerance well below that.
         assert torch.allclose(normed(x), normed(x * scale), rtol=1e-4, atol=1e-7)
@@ -151,3 +151,20 @@ def test_init_is_berts_at_the_reference_width_and_scaled_for_narrow_heads():
     assert narrow.blocks[0].attn.qkv.weight.std().item() == pytest.approx(0.08, rel=0.1)
     assert narrow.proj.weight.std().item() == pytest.approx(0.02 * (512 / 64) ** 0.5, rel=0.1)
     assert narrow.blocks[0].ffn[-1].weight.std().item() == pytest.approx(0.08, rel=0.1)
+
+
+def test_time_norm_choices_compute_their_formulas():
+    from darkaction.models.bert import time_norm_choice
+
+    x = torch.tensor([[[3.0, 0.0], [4.0, 2.0]]])  # (B=1, T'=2, D=2)
+    torch.testing.assert_close(time_normalize(x, "none"), x)
+    # l2: each time step's vector to unit length
+    torch.testing.assert_close(
+        time_normalize(x, "l2"), torch.tensor([[[1.0, 0.0], [0.8945, 0.4472]]]), atol=1e-3, rtol=0
+    )
+    # rms: each channel over time: channel 0 rms = sqrt((9 + 16) / 2), channel 1 rms = sqrt(4 / 2)
+    want = torch.tensor([[[3 / 12.5**0.5, 0.0], [4 / 12.5**0.5, 2 / 2**0.5]]])
+    torch.testing.assert_close(time_normalize(x, "rms"), want, atol=1e-4, rtol=0)
+    assert [time_norm_choice(v) for v in (True, False, "L2", "none")] == ["rms", "none", "l2", "none"]
+    with pytest.raises(ValueError, match="none, l2, rms"):
+        time_norm_choice("zscore")

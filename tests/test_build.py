@@ -169,6 +169,38 @@ def test_model_info_cli_paper_config(capsys):
     # 63,491,975 backbone + 512 * 6 + 6 classifier
     assert "63,495,053 total" in out
     assert "1x512x8x7x7" in out and "GFLOPs per clip" in out
+    assert "MB (fp32)" in out and "of activations per training clip" in out
+
+
+def test_activation_memory_counts_saved_tensors_once():
+    from darkaction.models.info import activation_memory
+
+    cfg = load_config(CONFIGS / "cpu.yaml")
+    act = activation_memory(cfg)
+    assert act["fp32"] > 1.0 and act["bf16"] == pytest.approx(act["fp32"] / 2, rel=0.05)
+    bigger = load_config(CONFIGS / "cpu.yaml", ["augment.height=112", "augment.width=112"])
+    assert 3 * act["fp32"] < activation_memory(bigger)["fp32"] < 4.2 * act["fp32"]  # 4x the pixels in the backbone
+
+
+@pytest.mark.slow
+def test_one_training_step_of_the_exact_paper_model_on_cpu():
+    """GPU readiness without a GPU: R(2+1)D-34 + BERT at 64x112x112, batch 2, one focal-loss Ranger step."""
+    from darkaction.training.losses import build_loss
+    from darkaction.training.optim import build_optimizer
+
+    cfg = load_config(CONFIGS / "paper.yaml", ["model.pretrained=none"])
+    torch.manual_seed(0)
+    model = build_model(cfg.model, 6, cfg.sampling.T).train()
+    opt = build_optimizer("ranger", [{"params": list(model.parameters())}], cfg.train)
+    x = torch.randn(2, 3, 64, 112, 112)
+    y = torch.tensor([0, 5])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = model(x)
+    loss = build_loss("focal", cfg.train.focal_gamma, None)(logits.float(), y)
+    loss.backward()
+    opt.step()
+    assert torch.isfinite(loss) and logits.shape == (2, 6)
+    assert all(torch.isfinite(p).all() for p in model.parameters())
 
 
 def test_model_info_cli_bad_key_exits_2(capsys):

@@ -27,6 +27,15 @@ def test_paper_config_holds_the_papers_settings():
     t = cfg.enhance.train
     assert (t.w_tv, t.w_col, t.w_spa, t.epochs, t.lr, t.n_frames) == (200.0, 5.0, 10.0, 100, 1e-4, 2500)
     assert cfg.data.val_fraction == pytest.approx(0.2)
+    assert (t.loss_form, m.time_norm, m.pretrained) == ("paper", "rms", "required")
+
+
+def test_paper_config_marks_every_setting_the_paper_does_not_give():
+    lines = (CONFIGS / "paper.yaml").read_text().splitlines()
+    for key in ("focal_gamma", "focal_alpha", "lr", "bn_momentum", "bert_keep", "cls_dropout", "precise_bn",
+                "rotation", "translation"):  # fmt: skip
+        line = next(ln for ln in lines if ln.startswith(f"  {key}:"))  # top-level sections (2 spaces)
+        assert "paper" in line and ("not" in line or "no value" in line), line
 
 
 def test_dotted_overrides_are_typed():

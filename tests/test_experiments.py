@@ -11,6 +11,8 @@ from darkaction.errors import ConfigError
 from darkaction.experiments.runner import Plan, Stages, experiment
 from darkaction.experiments.tables import TABLES, get_table, select_rows
 
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
 PAPER = {
     1: {"none": 87.48, "gamma": 84.62, "enlightengan": 87.50, "zero-dce": 90.46},
     2: {"slowfast": 44.40, "se": 70.78, "constant": 80.93, "length": 85.29, "variable": 88.28, "delta": 90.46},
@@ -249,3 +251,21 @@ def test_cli_reports_a_bad_table_or_row_with_status_2(capsys):
     assert "tables 1, 2, 3 and 4" in capsys.readouterr().err
     assert main(["experiment", "2", "--rows", "delta,nope", "--data", "."]) == 2
     assert "its rows are" in capsys.readouterr().err
+
+
+def test_paper_preset_refuses_to_train_without_pretrained_weights(tmp_path):
+    from darkaction.config import load_config
+    from darkaction.models.build import build_model
+
+    data = _data(tmp_path)
+    with pytest.raises(ConfigError, match=r"(?s)r2plus1d_34_clip32_ig65m_from_scratch.*model.pretrained=none"):
+        experiment(2, data=data, preset="paper", out=tmp_path / "e", stages=FakeStages(), progress=False)
+    # =none trains from scratch on purpose: the rows run
+    res = experiment(2, data=data, preset="paper", out=tmp_path / "n", stages=FakeStages(),
+                     overrides=["model.pretrained=none"], rows=["delta"], progress=False)  # fmt: skip
+    assert [r.status for r in res["rows"]] == ["ok"]
+    cfg = load_config(CONFIGS / "paper.yaml", ["model.width=0.125", "model.ig65m_midplanes=false"])
+    with pytest.raises(ConfigError, match="model.pretrained=FILE"):
+        build_model(cfg.model, 6, 8)
+    cfg.model.pretrained = "none"
+    assert build_model(cfg.model, 6, 8) is not None

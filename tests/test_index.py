@@ -120,6 +120,28 @@ def test_hmdb51_split_files_with_class_filter_and_movie_groups(tmp_path):
         build_index(DataConfig(source=DataSource(format="hmdb51", root=str(root), classes=["sit"])))
 
 
+def test_hmdb51_split_all_takes_every_clip_once_for_training(tmp_path):
+    """The real layout: per class three split files, each naming every clip with 1 (train), 2 (test) or 0 (unused);
+    `split: all` counts each clip once, whatever its tags (the paper's 1,420 for the six classes)."""
+    root = tmp_path / "hmdb"
+    splits = root / "testTrainMulti_7030_splits"
+    tags = {1: [1, 2, 0, 1, 1], 2: [2, 1, 1, 0, 1], 3: [0, 0, 2, 1, 2]}
+    for cls in ("walk", "run"):
+        names = [f"Movie{j % 2}_{cls}_f_cm_np1_ri_med_{j}.avi" for j in range(5)]
+        for n in names:
+            touch(root / cls / n)
+        for k, ts in tags.items():
+            touch(splits / f"{cls}_test_split{k}.txt", "".join(f"{n} {t}\n" for n, t in zip(names, ts)).encode())
+    src = DataSource(format="hmdb51", root=str(root), split="all")
+    index, skipped = build_index(DataConfig(source=src))
+    assert not skipped and len(index.records) == 10 and len(index.split("train")) == 10
+    assert len({r.video_id for r in index.records}) == 10  # every clip once
+    one, _ = build_index(DataConfig(source=DataSource(format="hmdb51", root=str(root), split=1)))
+    assert len(one.split("train")) == 6 and len(one.split("test")) == 2  # split 1: tags 1 and 2 only
+    with pytest.raises(DataError, match="split=all is for hmdb51"):
+        build_index(DataConfig(source=DataSource(format="arid-v1", root=str(root), split="all")))
+
+
 def test_hmdb51_name_parsing():
     d = parse_hmdb51_name("Crash_walk_f_cm_np1_ri_med_0")
     assert d == {

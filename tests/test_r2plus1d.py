@@ -101,14 +101,37 @@ def test_batchnorm_settings_reach_every_bn():
 
 def test_se_variant_adds_gates_after_second_conv():
     plain = _meta(r2plus1d_34, ig65m_midplanes=True)
-    se = _meta(r2plus1d_34, ig65m_midplanes=True, se=True)
-    # One gate per block: C -> C/16 -> C 1x1x1 convs with biases.
+    se = _meta(r2plus1d_34, ig65m_midplanes=True, se="channel")
+    # Channel SE, one gate per block: C -> C/16 -> C 1x1x1 convs with biases.
     extra = sum(n * (2 * c * (c // 16) + c // 16 + c) for n, c in zip((3, 4, 6, 3), (64, 128, 256, 512)))
     assert _params(se) - _params(plain) == extra
     assert "layer3.5.se.fc1.weight" in se.state_dict()
+    # Temporal SE (the default of se=True): C -> C/16 (1x1) then C/16 -> 1 over 3 time steps, with biases.
+    temporal = _meta(r2plus1d_34, ig65m_midplanes=True, se=True)
+    extra_t = sum(n * (c * (c // 16) + c // 16 + 3 * (c // 16) + 1) for n, c in zip((3, 4, 6, 3), (64, 128, 256, 512)))
+    assert _params(temporal) - _params(plain) == extra_t
     small = r2plus1d(18, width=0.25, se=True).eval()
     with torch.no_grad():
         assert small(torch.randn(1, 3, 8, 32, 32)).shape == (1, 128, 1, 2, 2)
+
+
+def test_temporal_se_gates_each_time_step():
+    from darkaction.models.r2plus1d import TemporalExcitation3d
+
+    torch.manual_seed(0)
+    se = TemporalExcitation3d(32).eval()
+    x = torch.randn(2, 32, 6, 5, 5)
+    x[:, :, 3] *= 4.0  # one loud time step
+    with torch.no_grad():
+        gate = se.gate(x)
+        out = se(x)
+    assert gate.shape == (2, 1, 6, 1, 1)
+    assert gate.flatten(1).std(dim=1).min() > 1e-4  # the gates differ between time steps ...
+    ratio = out / x
+    # ... and one gate scales every channel and position of its time step alike
+    assert torch.allclose(ratio[0, :, 2], ratio[0, 0, 2, 0, 0].expand_as(ratio[0, :, 2]), atol=1e-5)
+    with pytest.raises(ValueError, match="temporal, channel"):
+        r2plus1d(18, width=0.25, se="spatial")
 
 
 def test_se_gate_scales_the_residual_branch():

@@ -81,12 +81,21 @@ def test_recognizer_agrees_with_evaluation_on_the_cached_video(run):
     from darkaction.inference import Recognizer
 
     res = evaluate(run, views=2, progress=False)
-    rec = Recognizer.from_run(run)
+    rec = Recognizer.from_run(run)  # the run's precision, as the cache was enhanced
     first = DatasetIndex.load(Path(rec.cfg.data.prepared) / "index.json").split("test")[0]
     frames = rec.preprocess(_frames(first.path))
+    np.testing.assert_array_equal(frames, rec_cache_frames(rec, first.video_id))  # the cache's very frames
     probs, _ = rec.predict_clips(rec.views(frames, 2, position=0).unsqueeze(0))
+    mean = probs[0].mean(0)
     assert res["predictions"][0]["video_id"] == first.video_id
-    assert float(probs[0].mean(0).max()) == pytest.approx(res["predictions"][0]["prob"], abs=2e-2)
+    assert rec.classes[int(mean.argmax())] == res["predictions"][0]["pred"]
+    assert float(mean.max()) == pytest.approx(res["predictions"][0]["prob"], abs=1e-5)
+
+
+def rec_cache_frames(rec, video_id):
+    from darkaction.enhancement.run import training_cache
+
+    return np.asarray(training_cache(rec.cfg).frames(video_id))
 
 
 def test_one_checkpoint_file_is_enough(run, clip, tmp_path):
@@ -121,17 +130,53 @@ def test_windows_cover_the_video_with_bounded_frames(run, clip):
     ws = list(rec.windows(frames, window=1.0, stride=0.5, views=2, fps=30))
     size, hop = 30, 15
     full = (n - size) // hop + 1
-    tail = (n - size) % hop != 0
+    tail = (n - size) % hop >= hop // 2  # a leftover of at least half a stride gets a window of its own
     assert len(ws) == full + tail
     assert all(w["n_frames"] == size for w in ws)  # never more than one window of frames held
     assert [w["index"] for w in ws] == list(range(len(ws)))
     assert ws[0]["start"] == 0.0 and ws[1]["start"] == pytest.approx(0.5)
-    assert ws[-1]["end"] == pytest.approx(n / 30, abs=1e-3)  # the tail window ends at the last frame
+    last_end = n / 30 if tail else (size + (full - 1) * hop) / 30
+    assert ws[-1]["end"] == pytest.approx(last_end, abs=1e-3)  # a tail window ends at the last frame
     assert all(w["latency"] >= 0 and w["thumbnail"].dtype == np.uint8 for w in ws)
     short = list(rec.windows(frames[:20], window=1.0, stride=0.5, views=2, fps=30))
     assert len(short) == 1 and short[0]["n_frames"] == 20 and short[0]["end"] == pytest.approx(20 / 30, abs=1e-3)
-    with pytest.raises(ConfigError, match="positive"):
-        next(rec.windows(frames, window=0, stride=1))
+    for bad in ({"window": 0, "stride": 1}, {"window": float("inf"), "stride": 1}, {"window": 2, "stride": -1}):
+        with pytest.raises(ConfigError, match="positive"):
+            next(rec.windows(frames, **bad))
+    with pytest.raises(ConfigError, match="views"):
+        rec.predict(frames, views=10_000)
+    # a tail shorter than half a stride is not worth a window of its own
+    tail = list(rec.windows(frames[: size + 5], window=1.0, stride=0.5, views=1, fps=30))
+    assert len(tail) == 1 and tail[0]["end"] == pytest.approx(1.0)
+
+
+def test_a_frame_stream_can_be_read_twice_and_reports_each_pass():
+    from darkaction.inference import FrameStream
+
+    frames = np.zeros((3, 8, 8, 3), np.uint8)
+    stream = FrameStream(frames)
+    assert sum(1 for _ in stream) == 3 and sum(1 for _ in stream) == 3 and stream.n_frames == 3
+
+
+def test_urls_lose_their_credentials_and_live_sources_need_windows(run, capsys):
+    from darkaction.cli import main, redact
+
+    assert redact("rtsp://admin:secret@10.0.0.5:554/stream1") == "rtsp://10.0.0.5:554/stream1"
+    assert redact("night.mp4") == "night.mp4"
+    assert main(["predict", "rtsp://admin:secret@127.0.0.1:9/x", "--run", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "--window" in err and "secret" not in err
+
+
+def test_thumbnails_of_a_long_stream_stay_bounded_and_spread():
+    from darkaction.inference.timeline import Thumbnails
+
+    t = Thumbnails(keep=10)
+    for i in range(1000):
+        t.add(i, i)
+    kept = [i for i, _ in t.items]
+    assert len(kept) <= 10 and kept[0] == 0 and kept[-1] > 800
+    assert len({b - a for a, b in zip(kept, kept[1:])}) == 1  # evenly spaced
 
 
 def test_segments_tile_time_without_overlap():
@@ -257,3 +302,21 @@ def test_a_stream_piped_on_stdin(run, clip, tmp_path):
     assert res.returncode == 0, res.stderr.decode()[-2000:]
     data = json.loads((out / "windows.json").read_text())
     assert data["source"] == "-" and len(data["windows"]) >= 2 and b"latency" in res.stdout
+
+
+@pytest.mark.parametrize("over", [["model.head=mran"], ["model.backbone=efficientnet_b0", "model.width=0.25"]])
+def test_attention_of_models_without_forward_with_attention(over):
+    """MRAN and EfficientNet-BERT store their BERT attention on the head: predict_clips (and so evaluate's
+    attention plot) still gets it."""
+    from darkaction.config import load_config
+    from darkaction.inference import Recognizer
+    from darkaction.models.build import build_model
+
+    cfg = load_config(None, ["sampling.T=8", "sampling.alpha=4", "augment.height=32", "augment.width=32",
+                             "model.backbone=r2plus1d_18", "model.width=0.125", "model.ig65m_midplanes=false",
+                             "model.bert_hidden=32", "model.bert_heads=4", "model.bert_ffn=64", *over])  # fmt: skip
+    torch.manual_seed(0)
+    model = build_model(cfg.model, 6, 8)
+    rec = Recognizer(cfg, ["a", "b", "c", "d", "e", "f"], model)
+    probs, att = rec.predict_clips(torch.randn(1, 2, 3, 8, 32, 32))
+    assert probs.shape == (1, 2, 6) and att is not None and att.shape[:2] == (1, 2)

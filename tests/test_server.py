@@ -90,8 +90,18 @@ def test_bad_uploads_get_clear_4xx_and_the_server_keeps_running(server, clip, tm
         assert r.status_code == 200, r.text
         assert 0 < r.json()["n_frames"] < len(frames)
         assert any("truncated" in w for w in r.json().get("warnings", [])), r.json().get("warnings")
-        r = c.post("/predict", files={"file": (clip.name, clip.read_bytes())}, params={"window": -1})
-        assert r.status_code == 400 and "positive" in r.json()["detail"]
+        for params in ({"window": -1}, {"window": "inf"}, {"stride": 0.001}, {"views": 1000}):
+            r = c.post("/predict", files={"file": (clip.name, clip.read_bytes())}, params=params)
+            assert r.status_code == 400, (params, r.text)
+
+        # a chunked body (no Content-Length) over the limit is cut off while it arrives, not stored first
+        def chunks():
+            yield b'--x\r\nContent-Disposition: form-data; name="file"; filename="big.mp4"\r\n\r\n'
+            for _ in range(40):
+                yield b"\0" * 65536
+
+        r = c.post("/predict", content=chunks(), headers={"content-type": "multipart/form-data; boundary=x"})
+        assert r.status_code == 413 and "too large" in r.json()["detail"]
         assert c.get("/health").status_code == 200
 
 

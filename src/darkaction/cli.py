@@ -428,6 +428,9 @@ def _run_predict(args: argparse.Namespace) -> int:
 
     if args.window:
         return _predict_windows(args)
+    live = [v for v in args.videos if "://" in v or v == "-" or v.startswith("/dev/")]
+    if live:
+        raise ConfigError(f"{redact(live[0])} is a live source: label it in windows with --window S (e.g. --window 4)")
     from darkaction.evaluation.predict import predict
 
     results = predict(args.videos, args.run, views=args.views, top_k=args.top_k, precision=args.precision)
@@ -443,39 +446,68 @@ def _run_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def redact(source: str) -> str:
+    """A source name safe to print and write: the user:password of a URL (rtsp://user:pass@cam) removed."""
+    import re
+
+    return re.sub(r"://[^/@\s]+@", "://", str(source))
+
+
 def _predict_windows(args: argparse.Namespace) -> int:
     import json
     import re
+    import signal
 
     from darkaction.inference import FrameStream, Recognizer
-    from darkaction.inference.timeline import merge_segments, plot_timeline, write_windows
+    from darkaction.inference.timeline import (
+        Thumbnails,
+        csv_header,
+        csv_row,
+        merge_segments,
+        plot_timeline,
+        write_windows,
+    )
 
     if len(args.videos) != 1:
         raise ConfigError("--window labels one video or stream at a time; give one VIDEO")
     stride = args.stride or args.window / 2
     rec = Recognizer.from_run(args.run, precision=args.precision)
     source = args.videos[0]
+    shown = redact(source)
     stream = FrameStream(source, fps=args.fps or None, input_format=args.input_format or None)
-    name = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(source).stem if "://" not in source else source.split("://")[1])
-    out = Path(args.out or Path("predictions") / (name or "stream"))
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(shown).stem if "://" not in shown else shown.split("://")[1])
+    out = Path(args.out or Path("predictions") / (name.strip("_") or "stream"))
+    out.mkdir(parents=True, exist_ok=True)
     windows: list[dict] = []
+    thumbs = Thumbnails()
+
+    def stop(signum, frame):  # a service manager's SIGTERM ends the run like Ctrl-C: the windows so far are kept
+        raise KeyboardInterrupt
+
+    old_handler = signal.signal(signal.SIGTERM, stop)
     try:
-        for w in rec.windows(stream, window=args.window, stride=stride, views=args.views, top_k=args.top_k):
-            windows.append(w)
-            if not args.json:
-                print(f"[{w['start']:8.2f} - {w['end']:8.2f} s] {w['label']:>10} {100 * w['prob']:5.1f} %"
-                      f"  (latency {1000 * w['latency']:.0f} ms)", flush=True)  # fmt: skip
+        with open(out / "windows.csv", "w", newline="") as table:  # grows as windows arrive: nothing lost on a kill
+            table.write(csv_header(rec.classes))
+            for w in rec.windows(stream, window=args.window, stride=stride, views=args.views, top_k=args.top_k):
+                thumbs.add(w["index"], w.pop("thumbnail"))
+                windows.append(w)
+                table.write(csv_row(w, rec.classes))
+                table.flush()
+                if not args.json:
+                    print(f"[{w['start']:8.2f} - {w['end']:8.2f} s] {w['label']:>10} {100 * w['prob']:5.1f} %"
+                          f"  (latency {1000 * w['latency']:.0f} ms)", flush=True)  # fmt: skip
     except KeyboardInterrupt:
         print("interrupted: writing the windows so far", file=sys.stderr)
+    finally:
+        signal.signal(signal.SIGTERM, old_handler)
     if not windows:
-        raise DataError(f"{stream.name}: no window could be labelled ({stream.error or 'no frames'})")
+        raise DataError(f"{redact(stream.name)}: no window could be labelled ({stream.error or 'no frames'})")
     segments = merge_segments(windows)
-    files = write_windows(windows, segments, out, source=str(source), classes=rec.classes, fps=stream.fps,
+    files = write_windows(windows, segments, out, source=shown, classes=rec.classes, fps=stream.fps,
                           window=args.window, stride=stride, views=args.views, error=stream.error)  # fmt: skip
-    png = plot_timeline(windows, rec.classes, out / "timeline.png", title=f"{source}: {rec.checkpoint}")
+    png = plot_timeline(thumbs.attach(windows), rec.classes, out / "timeline.png", title=f"{shown}: {rec.checkpoint}")
     if args.json:
-        rows = [{k: v for k, v in w.items() if k != "thumbnail"} for w in windows]
-        print(json.dumps({"windows": rows, "segments": segments, "error": stream.error}, indent=2))
+        print(json.dumps({"windows": windows, "segments": segments, "error": stream.error}, indent=2))
     else:
         print("segments:")
         for s in segments:
@@ -483,7 +515,7 @@ def _predict_windows(args: argparse.Namespace) -> int:
                   f"mean {100 * s['prob']:.1f} %)")  # fmt: skip
         print(f"wrote {files['csv']}, {files['json']}, {png}")
     if stream.error:
-        print(f"error: {stream.name}: the source stopped early ({stream.error}); the {len(windows)} windows before "
+        print(f"error: {shown}: the source stopped early ({redact(stream.error)}); the {len(windows)} windows before "
               "it are kept above and in the files", file=sys.stderr)  # fmt: skip
         return 1
     return 0

@@ -34,7 +34,8 @@ class DataSource:
     root: str = "data/synth"  # videos (or frame folders) live under this folder; list paths may not escape it
     train_list: str = ""  # split list / CSV for training (relative to root or absolute); "" = format default
     test_list: str = ""  # split list / CSV for testing; "" = format default
-    split: int = 1  # split number for formats that have several (ARID v1, HMDB51)
+    # split number for formats that have several (ARID v1, HMDB51); HMDB51 also takes "all" (every clip, training)
+    split: int | str = 1
     classes: list[str] = field(default_factory=list)  # keep only these classes (any case); [] = all
     mapping: str = ""  # ARID v1 mapping_table.txt ("" = <root>/mapping_table.txt or the built-in table)
     # arid-csv: the labelled test CSV names bare files `N.mp4`; they resolve against this folder ("" = <root>/test)
@@ -204,8 +205,12 @@ class ModelConfig:
     # for short CPU-sized clips (T=16 with [2, 1, 1] -> 8)
     temporal_strides: list[int] = field(default_factory=lambda: [2, 2, 2])
     se: bool = False  # squeeze-excitation (reduction 16) after every block's second conv (Table 2 baseline)
+    # temporal: attention along time, the paper's SE row (a gate per time step) | channel: Hu et al.'s channel SE
+    se_kind: str = "temporal"
     in_channels: int = 3  # 3 = RGB, 5 = RGB + 2 optical-flow channels
-    pretrained: str = ""  # local torchvision / IG65M state dict; fc is replaced, an RGB stem inflated for 5 channels
+    # local torchvision / IG65M state dict (fc is replaced, an RGB stem inflated for 5 channels); "" or "none" = from
+    # scratch; "required" = refuse to start without one (configs/paper.yaml)
+    pretrained: str = ""
     bn_momentum: float = 0.1  # PyTorch convention; the reference's 0.9 follows the last batch only
     bn_eps: float = 1e-3  # IG65M's value (torchvision's own r2plus1d_18 weights used 1e-5)
     freeze_bn: bool = False  # fine-tuning: backbone BN stays in eval mode with frozen affine parameters
@@ -216,7 +221,9 @@ class ModelConfig:
     bert_dropout: float = 0.1
     bert_keep: float = 0.8  # probability of keeping a temporal token in training
     cls_dropout: float = 0.8  # before the classifier, BERT and TGAP heads
-    time_norm: bool = False  # scale each channel to unit RMS over time before BERT (the seed paper's text; bert.py)
+    # before BERT: none (what the reference feeds) | l2 (each time step's vector) | rms (each channel over time);
+    # models/bert.py says which is which
+    time_norm: str = "none"
     mran_weight: float = 1.0  # scale of the CMMD loss (times the lambda schedule)
     # SlowFast (Table 2 baseline; `width` scales it too): the slow pathway sees every alpha-th frame, the fast one
     # all T frames with beta times the channels (SlowFast paper: alpha 8, beta 1/8); basic-block ResNet depth 18 | 34

@@ -14,7 +14,8 @@ Formats (`DataSource.format`), with where their files are looked up (`root` = `D
   under `<root>/videos`.
 - `arid-v1`: tab-separated `row<TAB>class_id<TAB>Class/Class_G_K.avi` lists (default `<root>/ARID_split{k}_train.txt`
   and `_test.txt`) with `mapping_table.txt` (`mapping`, `<root>/mapping_table.txt`, or the built-in table).
-- `hmdb51`: official split files `<class>_test_split{k}.txt` (lines `<video>.avi 0|1|2`; 1 train, 2 test, 0 unused)
+- `hmdb51`: official split files `<class>_test_split{k}.txt` (lines `<video>.avi 0|1|2`; 1 train, 2 test, 0 unused);
+  `split: all` = every clip named in any split file, once, as training data (the paper's 1,420 for the six classes)
   in `train_list` (a folder; default `<root>/testTrainMulti_7030_splits`, `<root>/splits` or `<root>`); videos at
   `<root>/<class>/<video>.avi`; group = the movie name so clips of one movie stay together.
 - `folders`: `<root>/<Class>/<video>`; or `<root>/train/<Class>/...` and `<root>/test/<Class>/...` when both exist.
@@ -295,7 +296,24 @@ def _parse_arid_v1(path: Path, base: Path, split: str, id_names: list[str]) -> I
         yield (str(path), i, video, base, id_names[cid], split)
 
 
-def _parse_hmdb51(split_dir: Path, root: Path, k: int, wanted: set[str]) -> Iterator[_Raw | Skipped]:
+def _parse_hmdb51_all(split_dir: Path, root: Path, wanted: set[str]) -> Iterator[_Raw | Skipped]:
+    """`split: all`: every clip the split files name (train, test and unused lines of all splits), each once, as
+    training data (the paper adds all 1,420 clips of the six classes to ARID's training set)."""
+    seen: set[str] = set()
+    for k in (1, 2, 3):
+        for item in _parse_hmdb51(split_dir, root, k, wanted, keep_unused=True):
+            if isinstance(item, Skipped):
+                yield item
+                continue
+            path, line, video, base, cls, _ = item
+            if video not in seen:
+                seen.add(video)
+                yield (path, line, video, base, cls, "train")
+
+
+def _parse_hmdb51(
+    split_dir: Path, root: Path, k: int, wanted: set[str], keep_unused: bool = False
+) -> Iterator[_Raw | Skipped]:
     files = sorted(split_dir.glob(f"*_test_split{k}.txt"))
     if not files:
         raise DataError(
@@ -317,9 +335,9 @@ def _parse_hmdb51(split_dir: Path, root: Path, k: int, wanted: set[str]) -> Iter
                 yield Skipped(parts[0] if parts else "", f"malformed line {line!r} (expected `<video>.avi 0|1|2`)",
                               str(f), i)  # fmt: skip
                 continue
-            if parts[1] == "0":  # unused in this split: not an error
+            if parts[1] == "0" and not keep_unused:  # unused in this split: not an error
                 continue
-            split = "train" if parts[1] == "1" else "test"
+            split = "train" if parts[1] in ("0", "1") else "test"
             yield (str(f), i, f"{cls}/{parts[0]}", root, cls, split)
 
 
@@ -396,6 +414,8 @@ def _parse_source(src, root: Path) -> Iterator[_Raw | Skipped]:
         mapping = Path(src.mapping) if src.mapping else root / "mapping_table.txt"
         ids = read_mapping_table(mapping if mapping.is_file() else None)
         k = src.split
+        if str(k).lower() == "all":
+            raise DataError("data.source.split=all is for hmdb51; ARID v1 has splits 1, 2 and 3")
         tr = _list_path(src.train_list, root, f"ARID_split{k}_train.txt", "train list")
         yield from _parse_arid_v1(tr, root, "train", ids)
         te = _list_path(src.test_list, root, f"ARID_split{k}_test.txt", "test list", required=False)
@@ -409,7 +429,11 @@ def _parse_source(src, root: Path) -> Iterator[_Raw | Skipped]:
                 (d for d in (root / "testTrainMulti_7030_splits", root / "splits") if d.is_dir()),
                 root,
             )
-        yield from _parse_hmdb51(split_dir, root, src.split, {c.lower() for c in src.classes})
+        wanted = {c.lower() for c in src.classes}
+        if str(src.split).lower() == "all":
+            yield from _parse_hmdb51_all(split_dir, root, wanted)
+        else:
+            yield from _parse_hmdb51(split_dir, root, int(src.split), wanted)
     elif fmt == "folders":
         yield from _parse_folders(root)
     else:

@@ -23,7 +23,7 @@ from darkaction.utils import progress_bar, write_json
 
 def load_run(run: str | Path, device: str | None = None):
     """(cfg, classes, model in eval mode, checkpoint path) of a trained run: `Recognizer.from_run`'s parts."""
-    rec = Recognizer.from_run(run, device)
+    rec = Recognizer.from_run(run, device or "cpu", enhancer=False)
     return rec.cfg, rec.classes, rec.model, rec.checkpoint
 
 

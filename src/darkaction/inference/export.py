@@ -6,7 +6,8 @@
 What is exported is the model `Recognizer` runs, not a look-alike: the classifier maps normalised clips
 (N, C, T, H, W) float32 to logits (N, K) and, for the BERT head, its CLS attention over time (N, T') as a second output
 (`forward_with_attention`: the attention is returned, not stored on the module); the Zero-DCE enhancer maps frames
-(N, 3, H, W) float32 in [0, 1] to enhanced frames of the same shape. N, H and W are dynamic. Decoding, resizing,
+(N, 3, H, W) float32 in [0, 1] to enhanced frames of the same shape. The classifier's N is dynamic (its C, T, H, W
+are the run's), the enhancer's N, H and W. Decoding, resizing,
 sampling and normalisation stay in Python (`Recognizer`), read from `recognizer.json` (the run's resolved config and
 class names). Everything is exported in fp32.
 """
@@ -28,6 +29,8 @@ from darkaction.utils import file_sha256, read_json, write_json
 log = logging.getLogger(__name__)
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
+MAX_PROB_DIFF = 1e-3  # an export whose softmax differs more from PyTorch's (fp32) is refused
+MAX_LEVEL_DIFF = 1  # enhanced uint8 frames may differ by one grey level (rounding of nearly equal floats)
 
 
 class ExportedClassifier(nn.Module):
@@ -119,8 +122,13 @@ def export_run(run: str | Path, out: str | Path, fmt: str = "onnx", views: int =
     record["sha256"] = {k: file_sha256(p) for k, p in files.items()}
     files["record"] = write_json(out / EXPORT_RECORD, record)
     exported = load_export(out)
-    record["max_abs_diff"] = parity(rec, exported, x)
+    record["max_abs_diff"] = diff = parity(rec, exported, x)
     write_json(out / EXPORT_RECORD, record)
+    if diff["probs"] > MAX_PROB_DIFF or diff.get("enhanced_levels", 0) > MAX_LEVEL_DIFF:
+        raise DataError(
+            f"{out}: the exported models disagree with PyTorch (max abs difference {diff}; allowed: probabilities "
+            f"{MAX_PROB_DIFF:g}, enhanced frames {MAX_LEVEL_DIFF} grey level); the files are kept for inspection"
+        )
     log.info(f"exported to {out}: max abs difference to PyTorch {record['max_abs_diff']}")
     return files
 

@@ -14,6 +14,8 @@ evaluation uses) and classified with the softmax averaged over the views.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import math
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -27,6 +29,8 @@ from darkaction.errors import ConfigError, DataError
 from darkaction.inference.stream import FrameStream
 
 EXPORT_RECORD = "recognizer.json"  # what `darkaction export` writes beside the exported models
+MAX_VIEWS = 64  # views per video or window: more only multiplies the cost
+MAX_WINDOW_S = 3600.0  # a window longer than an hour is a mistake (its frames are all held in memory)
 
 
 def resolve_run(run: str | Path) -> tuple[Path, Path]:
@@ -55,24 +59,25 @@ def autocast_for(cfg: Any, device: str):
 
 
 def _run_config(run_dir: Path, ckpt_path: Path, info: dict):
-    """The run's config: config.yaml beside the checkpoint, else the copy embedded in the checkpoint."""
+    """The run's config: the copy embedded in the checkpoint (exactly what it was trained with, wherever the file
+    was moved), else config.yaml beside it (checkpoints from before the embedding)."""
     from darkaction.config import config_from_dict, load_config
 
-    if (run_dir / "config.yaml").is_file():
-        return load_config(run_dir / "config.yaml")
     if isinstance(info.get("config"), dict):
         return config_from_dict(info["config"])
+    if (run_dir / "config.yaml").is_file():
+        return load_config(run_dir / "config.yaml")
     raise DataError(
         f"{ckpt_path}: no config.yaml beside it and none embedded (a checkpoint from an older darkaction); "
         "keep the run directory together or retrain"
     )
 
 
-def _run_enhancer(cfg: Any, info: dict, ckpt_path: Path):
+def _run_enhancer(cfg: Any, info: dict, ckpt_path: Path, device: str):
     """The enhancer the run's cache was made with: weights embedded in the checkpoint, else cfg.enhance.weights.
     None for the identity (no enhancement)."""
     from darkaction.enhancement.base import CurveEnhancer, build_enhancer, build_network, state_dict_hash
-    from darkaction.utils import flush_denormals, resolve_device
+    from darkaction.utils import flush_denormals
 
     e = cfg.enhance
     state = info.get("enhancer")
@@ -81,10 +86,9 @@ def _run_enhancer(cfg: Any, info: dict, ckpt_path: Path):
         digest = state_dict_hash(state)
         flush_denormals(state)  # as enhancement.base.load_weights does: denormals slow fp32 convolutions
         net.load_state_dict(state)
-        device = resolve_device(cfg.device)
         return CurveEnhancer(net, e.method, digest, e.precision, e.batch_size, device, e.at)
     try:
-        enhancer = build_enhancer(cfg)
+        enhancer = build_enhancer(dataclasses.replace(cfg, device=device))
     except DataError as err:
         raise DataError(f"{ckpt_path}: cannot rebuild the run's enhancer: {err}") from None
     return None if getattr(enhancer, "name", "") == "identity" else enhancer
@@ -160,7 +164,7 @@ class Recognizer:
             model.load_state_dict(state)
         except RuntimeError as e:
             raise DataError(f"{ckpt_path}: weights do not fit the run's model ({e})") from None
-        rec = cls(cfg, classes, model, _run_enhancer(cfg, info, ckpt_path) if enhancer else None, device)
+        rec = cls(cfg, classes, model, _run_enhancer(cfg, info, ckpt_path, device) if enhancer else None, device)
         rec.checkpoint = ckpt_path
         return rec
 
@@ -210,8 +214,9 @@ class Recognizer:
         with autocast_for(self.cfg, self.device):
             if hasattr(self.model, "forward_with_attention"):  # R(2+1)D classifiers and exported models
                 logits, att = self.model.forward_with_attention(x)
-            else:  # SlowFast, EfficientNet, MRAN: no attention to show
-                logits, att = self.model(x), None
+            else:  # SlowFast, EfficientNet-BERT, MRAN: a BERT head among them stores its attention
+                logits = self.model(x)
+                att = getattr(getattr(self.model, "head", None), "attention", None)
         probs = logits.float().softmax(-1).view(b, v, -1).cpu()
         if att is not None:
             att = att.float().reshape(b, v, -1).cpu()
@@ -227,8 +232,8 @@ class Recognizer:
         }
 
     def _check(self, views: int, top_k: int) -> None:
-        if int(views) < 1:
-            raise ConfigError(f"views must be >= 1, got {views}")
+        if not 1 <= int(views) <= MAX_VIEWS:
+            raise ConfigError(f"views must be 1..{MAX_VIEWS}, got {views}")
         if int(top_k) < 1:
             raise ConfigError(f"top_k must be >= 1, got {top_k}")
 
@@ -262,22 +267,27 @@ class Recognizer:
         """Label sliding windows of `window` seconds every `stride` seconds, as the frames arrive.
 
         Yields per window {"index", "start", "end" (seconds), "label", "prob", "top_k", "probs", "n_frames",
-        "latency" (seconds from the window's last frame to its label), "thumbnail" (its middle enhanced frame, uint8
-        (h,w,3), when `thumbnails`)}. Memory holds one window of cache-size frames, whatever the video's length.
-        When the frames end between two windows, one last window ends at the last frame; a video shorter than one
+        "latency" (seconds from the arrival of the window's last frame to its label; files are read 8 frames at a
+        time, live sources frame by frame), "thumbnail" (its middle enhanced frame, uint8 (h,w,3), when
+        `thumbnails`)}. Memory holds one window of cache-size frames, whatever the video's length.
+        When at least half a stride of frames is left after the last window, one more window ends at the last frame;
+        a video shorter than one
         window gives one window over all of it. When the source dies part-way the iteration ends there the same way;
         `FrameStream.error` (pass a FrameStream to see it) says why.
         """
         self._check(views, top_k)
-        if not window > 0 or not stride > 0:
-            raise ConfigError(f"window and stride must be positive seconds, got window={window}, stride={stride}")
+        if not (math.isfinite(window) and math.isfinite(stride) and 0 < window <= MAX_WINDOW_S and stride > 0):
+            raise ConfigError(
+                f"window and stride must be positive seconds (window at most {MAX_WINDOW_S:g}), got window={window}, "
+                f"stride={stride}"
+            )
         stream = video if isinstance(video, FrameStream) else FrameStream(video, fps=fps)
         buf: deque[np.ndarray] = deque()
         seen = 0  # frames read so far
         next_end = None  # frame count at which the next window closes
         index = 0
         size = hop = 0
-        for chunk in stream.chunks(8):
+        for chunk in stream.chunks(1 if stream.live else 8):  # live: label as soon as the last frame is in
             if next_end is None:  # the frame rate is known once the source is open
                 size = max(1, int(round(window * stream.fps)))
                 hop = max(1, int(round(stride * stream.fps)))
@@ -292,9 +302,9 @@ class Recognizer:
                     yield self._window(buf, index, seen, stream.fps, views, top_k, arrived, thumbnails)
                     index += 1
                     next_end += hop
-        if buf and (index == 0 or seen > next_end - hop):
-            # the tail after the last full window (or a video shorter than one window): one more window ending at
-            # the last frame, so the whole video is labelled
+        if buf and (index == 0 or seen - (next_end - hop) >= max(1, hop // 2)):
+            # the tail after the last full window (at least half a stride of it), or a video shorter than one window:
+            # one more window ending at the last frame, so the whole video is labelled
             yield self._window(buf, index, seen, stream.fps, views, top_k, time.perf_counter(), thumbnails)
 
     def _window(self, buf, index, end, fps, views, top_k, arrived, thumbnails) -> dict:

@@ -19,6 +19,7 @@ import base64
 import html
 import io
 import logging
+import math
 import tempfile
 import threading
 import uuid
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from darkaction.errors import ConfigError, DarkActionError, DataError
-from darkaction.inference.recognizer import Recognizer
+from darkaction.inference.recognizer import MAX_VIEWS, MAX_WINDOW_S, Recognizer
 
 log = logging.getLogger(__name__)
 
@@ -87,16 +88,71 @@ def analyse(rec: Recognizer, path: Path, window: float, stride: float, views: in
             "thumbnails": thumbs}  # fmt: skip
 
 
+class BodyLimit:
+    """ASGI middleware: a request body over `limit` bytes gets 413 before it is read into memory or onto disk (by
+    its Content-Length, or by counting a chunked body as it arrives)."""
+
+    def __init__(self, app, limit: int, message: str) -> None:
+        self.app, self.limit, self.message = app, limit, message
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            return await self._reject(send)
+        seen, over = 0, False
+
+        async def counted():
+            nonlocal seen, over
+            if over:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:  # stop reading: the app sees a disconnect, its answer is replaced below
+                    over = True
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded(message):
+            if not over:
+                await send(message)
+
+        await self.app(scope, counted, guarded)
+        if over:
+            await self._reject(send)
+
+    async def _reject(self, send) -> None:
+        import json
+
+        body = json.dumps({"detail": self.message}).encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"connection", b"close")]})  # fmt: skip
+        await send({"type": "http.response.body", "body": body})
+
+
 def create_app(rec: Recognizer, max_upload_mb: float = 200.0, window: float = 4.0, stride: float = 2.0, views: int = 5):
     """The FastAPI app serving `rec`."""
     _require_web()
     from fastapi import FastAPI, File, HTTPException, Request, UploadFile
-    from fastapi.responses import HTMLResponse, Response
+    from fastapi.responses import HTMLResponse, JSONResponse, Response
 
     app = FastAPI(title="darkaction", description="Action recognition in dark videos")
     results = Results()
     model_lock = threading.Lock()
     limit = int(max_upload_mb * 1024 * 1024)
+    # the multipart envelope adds a little to the file itself
+    app.add_middleware(
+        BodyLimit, limit=limit + 64 * 1024, message=f"upload too large; the limit is {max_upload_mb:g} MB"
+    )
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # anything unforeseen still answers in JSON (the page shows `detail`), and the server keeps running
+        log.exception("request failed")
+        return JSONResponse({"detail": f"internal error: {type(exc).__name__}"}, status_code=500)
 
     @app.get("/health")
     def health() -> dict:
@@ -108,16 +164,17 @@ def create_app(rec: Recognizer, max_upload_mb: float = 200.0, window: float = 4.
 
     @app.post("/predict")
     def predict(
-        request: Request,
         file: UploadFile = File(...),  # noqa: B008 - FastAPI's declaration style
         window: float = window,
         stride: float = stride,
         views: int = views,
         top_k: int = 5,
     ) -> dict:
-        declared = int(request.headers.get("content-length") or 0)
-        if declared > limit + 1024 * 1024:  # the multipart envelope adds a little
-            raise HTTPException(413, f"upload too large ({declared / 2**20:.1f} MB); the limit is {max_upload_mb:g} MB")
+        if not (math.isfinite(window) and math.isfinite(stride) and 0.1 <= stride and 0 < window <= MAX_WINDOW_S):
+            raise HTTPException(400, f"window must be positive and at most {MAX_WINDOW_S:g} s and stride at least "
+                                     f"0.1 s, got window={window}, stride={stride}")  # fmt: skip
+        if not 1 <= views <= MAX_VIEWS or not 1 <= top_k <= len(rec.classes):
+            raise HTTPException(400, f"views must be 1..{MAX_VIEWS} and top_k 1..{len(rec.classes)}")
         suffix = Path(file.filename or "upload").suffix[:10]
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / f"upload{suffix}"
@@ -130,14 +187,18 @@ def create_app(rec: Recognizer, max_upload_mb: float = 200.0, window: float = 4.
                     f.write(chunk)
             if size == 0:
                 raise HTTPException(400, f"empty upload: '{file.filename}' has 0 bytes; send a video file")
+            name = file.filename or "upload"
             try:
                 with model_lock:
                     out = analyse(rec, path, window, stride, views, top_k)
             except ConfigError as e:
-                raise HTTPException(400, str(e).replace(str(path), file.filename or "upload")) from None
+                raise HTTPException(400, str(e).replace(str(path), name)) from None
             except DarkActionError as e:
-                msg = str(e).replace(str(path), file.filename or "upload")
-                raise HTTPException(422, f"not a readable video: {msg}") from None
+                raise HTTPException(422, f"not a readable video: {str(e).replace(str(path), name)}") from None
+            # FFmpeg puts the file's path into its messages: never show the server's temporary path
+            warnings = [w.replace(str(path), name) for w in out["result"].get("warnings", [])]
+            if warnings:
+                out["result"]["warnings"] = warnings
         rid = results.add({**out, "filename": file.filename})
         log.info(f"{file.filename}: {out['result']['label']} ({100 * out['result']['prob']:.1f} %) -> /result/{rid}")
         return {"id": rid, "filename": file.filename, **out["result"], "timeline_png": f"/result/{rid}/timeline.png"}
@@ -186,10 +247,13 @@ document.getElementById("f").addEventListener("submit", async (ev) => {{
   ev.preventDefault();
   const msg = document.getElementById("msg");
   msg.className = ""; msg.textContent = "working...";
-  const r = await fetch("/predict", {{method: "POST", body: new FormData(ev.target)}});
-  const data = await r.json();
+  let r, data;
+  try {{
+    r = await fetch("/predict", {{method: "POST", body: new FormData(ev.target)}});
+    data = (r.headers.get("content-type") || "").includes("json") ? await r.json() : {{}};
+  }} catch (e) {{ msg.className = "err"; msg.textContent = "the server did not answer: " + e; return; }}
   if (r.ok) {{ window.location = "/result/" + data.id; }}
-  else {{ msg.className = "err"; msg.textContent = data.detail || r.statusText; }}
+  else {{ msg.className = "err"; msg.textContent = data.detail || (r.status + " " + r.statusText); }}
 }});
 </script>"""
 

@@ -3,7 +3,7 @@
     stream = FrameStream("night.mp4")                       # or "rtsp://cam/1", "-", "/dev/video0", frames (N,H,W,3)
     for chunk in stream.chunks(32):                          # uint8 (n,H,W,3) RGB, n <= 32, in arrival order
         ...
-    stream.fps, stream.error                                 # frames per second (0 = unknown); why it stopped early
+    stream.fps, stream.error                                 # frames per second; why it stopped early (or None)
 
 Decoding is lazy, so memory does not grow with the length of the video. A source that dies part-way (a truncated
 file, a dropped network stream) ends the iteration: the frames so far stay delivered and `stream.error` says what
@@ -23,6 +23,7 @@ import numpy as np
 from darkaction.errors import DataError
 
 DEFAULT_FPS = 30.0  # used only when a source does not say (an iterator, a stream without timing)
+MIN_FPS, MAX_FPS = 1.0, 240.0  # a reported rate outside this range is not a frame rate
 
 
 def is_url(source: Any) -> bool:
@@ -84,7 +85,7 @@ class FrameStream:
 
     @property
     def fps(self) -> float:
-        """Frames per second: given, else the source's own once opened (0 before), else DEFAULT_FPS."""
+        """Frames per second: given, else the source's own once it is open, else DEFAULT_FPS."""
         return self._fps or DEFAULT_FPS
 
     @property
@@ -94,6 +95,7 @@ class FrameStream:
         return is_url(s) or (isinstance(s, (str, Path)) and (str(s) == "-" or str(s).startswith("/dev/")))
 
     def __iter__(self) -> Iterator[np.ndarray]:
+        self.n_frames, self.error, self.warnings = 0, None, []  # each pass reports on itself
         s = self.source
         if isinstance(s, np.ndarray):
             frames: Iterable = iter(s)
@@ -151,16 +153,26 @@ class FrameStream:
         except Exception as e:  # PyAV raises many FFmpeg error types; all mean "cannot open this source" here
             raise DataError(f"{self.name}: cannot open as a video ({type(e).__name__}: {e})") from None
 
+    def _source_fps(self, stream: Any) -> float:
+        """The stream's frame rate, if believable: network cameras often report a time base (90000) as their rate,
+        which would make a window of seconds hold hours of frames."""
+        for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
+            fps = float(rate) if isinstance(rate, (Fraction, int, float)) and rate else 0.0
+            if MIN_FPS <= fps <= MAX_FPS:
+                return fps
+        self.warnings.append(f"no believable frame rate in the stream; assuming {DEFAULT_FPS:g} fps (set --fps)")
+        return 0.0
+
     def _pyav(self, s: str | Path) -> Iterator[np.ndarray]:
         container = self._open(s)
         try:
             if not container.streams.video:
                 raise DataError(f"{self.name}: no video stream")
             stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
+            # files: frame + slice threads (fast); live: slice threads only (frame threads hold frames back)
+            stream.thread_type = "SLICE" if self.live else "AUTO"
             if not self._given_fps:
-                rate = stream.average_rate or stream.base_rate or stream.guessed_rate
-                self._fps = float(rate) if isinstance(rate, (Fraction, int, float)) and rate else 0.0
+                self._fps = self._source_fps(stream)
             try:
                 for frame in container.decode(stream):
                     yield frame.to_ndarray(format="rgb24")

@@ -38,21 +38,53 @@ def merge_segments(windows: list[dict]) -> list[dict]:
     return segs
 
 
-def windows_csv(windows: list[dict], classes: list[str]) -> str:
-    """One row per window: index, start, end, label, prob, latency, then one probability column per class."""
+def csv_header(classes: list[str]) -> str:
+    return _csv_line(["index", "start", "end", "label", "prob", "latency", *classes])
+
+
+def csv_row(r: dict, classes: list[str]) -> str:
+    """One window as a CSV line: index, start, end, label, prob, latency, then one probability per class."""
+    return _csv_line([r["index"], r["start"], r["end"], r["label"], f"{r['prob']:.6f}", r["latency"],
+                      *(f"{r['probs'][c]:.6f}" for c in classes)])  # fmt: skip
+
+
+def _csv_line(values: list) -> str:
     buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(["index", "start", "end", "label", "prob", "latency", *classes])
-    for r in windows:
-        w.writerow([r["index"], r["start"], r["end"], r["label"], f"{r['prob']:.6f}", r["latency"],
-                    *(f"{r['probs'][c]:.6f}" for c in classes)])  # fmt: skip
+    csv.writer(buf).writerow(values)
     return buf.getvalue()
+
+
+def windows_csv(windows: list[dict], classes: list[str]) -> str:
+    """The windows as CSV text (`csv_header` then one `csv_row` per window)."""
+    return csv_header(classes) + "".join(csv_row(r, classes) for r in windows)
+
+
+class Thumbnails:
+    """At most `keep` window thumbnails of a stream of any length, spread evenly: when full, every second one is
+    dropped and only every 2nd, 4th, ... window is kept from then on."""
+
+    def __init__(self, keep: int = 240) -> None:
+        self.keep, self.step, self.items = keep, 1, []
+
+    def add(self, index: int, image) -> None:
+        if index % self.step:
+            return
+        self.items.append((index, image))
+        if len(self.items) > self.keep:
+            self.step *= 2
+            self.items = [(i, im) for i, im in self.items if i % self.step == 0]
+
+    def attach(self, windows: list[dict]) -> list[dict]:
+        """The windows with `thumbnail` set where one was kept."""
+        kept = dict(self.items)
+        return [{**w, "thumbnail": kept.get(w["index"])} for w in windows]
 
 
 def write_windows(
     windows: list[dict], segments: list[dict], out_dir: str | Path, source: str, classes: list[str], **extra
 ) -> dict[str, Path]:
-    """windows.csv and windows.json (source, classes, windows without thumbnails, segments, `extra`), atomically."""
+    """windows.csv and windows.json (source, classes, windows without thumbnails, segments, `extra`), atomically
+    (windows.csv is rewritten whole, so a copy that grew row by row while streaming ends up complete)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "windows.csv", windows_csv(windows, classes))
@@ -93,5 +125,5 @@ def plot_timeline(windows: list[dict], classes: list[str], path: str | Path, tit
         row = np.concatenate([x[:h] for x in picked], axis=1)
         strip.imshow(row, aspect="auto")
         strip.set_axis_off()
-        strip.set_title(f"enhanced middle frame of every {'' if step == 1 else f'{step}th '}window", fontsize=8)
+        strip.set_title(f"enhanced middle frames of {len(picked)} of the {len(windows)} windows", fontsize=8)
     return save_figure(fig, path, dpi=110)

@@ -1,7 +1,7 @@
 """BERT temporal head (Kalfaoglu et al., "Late temporal modeling in 3D CNN architectures with BERT").
 
     feature map (B, D, T', h, w) --spatial mean--> tokens (B, T', D)      [or tokens given directly]
-      [time_norm]       each channel L2-normalised over time, times sqrt(T')
+      [time_norm]       rms: each channel to unit RMS over time | l2: each time step's vector to unit L2 norm
       [D != hidden]     Linear(D, hidden)
       prepend CLS       (B, T'+1, hidden); + learned positional embedding (T'+1 positions, N(0, 0.02)); dropout 0.1
       layers x pre-LN block:  x + Drop(MHSA(LN(x), key mask)), then x + Drop(FFN(LN(x)))
@@ -17,11 +17,14 @@ dropped one is removed as an attention *key* for all queries; the CLS token is a
 `head.attention` holds the last forward's CLS-to-time-step attention of the last layer, averaged over heads, (B, T')
 (detached, fp32); the CLS token's attention to itself is left out, so a row sums to 1 minus that share.
 
-Time-domain normalisation (`time_norm`, the paper's "features are normalized in the time domain before BERT"; the
-reference code computes such features but feeds the raw ones): we divide each channel by its L2 norm over the T'
-steps and multiply by sqrt(T'), so a channel has unit root-mean-square over time. We chose this over a zero-mean,
-unit-variance standardisation because subtracting the temporal mean would erase the static appearance of the clip
-(which is most of what a temporal average keeps), and a near-constant channel would be blown up to +-1 noise.
+Time-domain normalisation (`time_norm`; the paper: "features are normalized in the time domain before BERT"):
+- `none`: the features as they are. This is what the reference code feeds BERT (`rgb_r2plus1d_32f_34_bert10.forward`
+  computes an L2 normalisation of each time step's feature vector, but passes the un-normalised features on).
+- `l2`: each time step's feature vector divided by its L2 norm (the normalisation the reference computes).
+- `rms`: each channel divided by its root-mean-square over the T' steps (L2 over time times sqrt(T')), our reading of
+  "in the time domain". Not a zero-mean standardisation: subtracting the temporal mean would erase the static
+  appearance of the clip, and a near-constant channel would be blown up to +-1 noise.
+Which one the paper preset should use is a measurement the project has not made yet (configs/paper.yaml says so).
 """
 
 from __future__ import annotations
@@ -34,10 +37,32 @@ from torch import nn
 REFERENCE_HIDDEN = 512  # the reference head's width, for which the init below is BERT's N(0, 0.02)
 
 
-def time_normalize(tokens: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    """(B, T', D) -> (B, T', D): each channel scaled to unit root-mean-square over time (L2 over T' times sqrt(T'))."""
-    rms = tokens.float().pow(2).mean(dim=1, keepdim=True).add(eps).sqrt()
-    return (tokens.float() / rms).to(tokens.dtype)
+TIME_NORMS = ("none", "l2", "rms")
+
+
+def time_norm_choice(value: str | bool) -> str:
+    """`model.time_norm` checked: none | l2 | rms (a run config's legacy true / false reads as rms / none)."""
+    legacy = {"true": "rms", "false": "none"}  # run configs written before the choice existed held a bool
+    v = str(value).strip().lower()
+    v = legacy.get(v, v)
+    if v not in TIME_NORMS:
+        raise ValueError(f"time_norm={value!r} is not one of {', '.join(TIME_NORMS)}")
+    return v
+
+
+def time_normalize(tokens: torch.Tensor, mode: str = "rms", eps: float = 1e-6) -> torch.Tensor:
+    """(B, T', D) -> (B, T', D). rms: each channel scaled to unit root-mean-square over time; l2: each time step's
+    D-vector scaled to unit L2 norm; none: unchanged."""
+    if mode == "none":
+        return tokens
+    x = tokens.float()
+    if mode == "rms":
+        x = x / x.pow(2).mean(dim=1, keepdim=True).add(eps).sqrt()
+    elif mode == "l2":
+        x = x / x.pow(2).sum(dim=2, keepdim=True).add(eps).sqrt()
+    else:
+        raise ValueError(f"time_norm={mode!r} is not one of {', '.join(TIME_NORMS)}")
+    return x.to(tokens.dtype)
 
 
 def to_tokens(x: torch.Tensor) -> torch.Tensor:
@@ -106,7 +131,7 @@ class BertHead(nn.Module):
         dropout: on embeddings, attention weights, residual branches and inside the FFN (0.1).
         keep: probability of keeping each temporal token as an attention key in training (0.8; 1.0 = no masking).
         cls_dropout: before the classifier (0.8).
-        time_norm: normalise each channel over time before the projection (see module docstring).
+        time_norm: none | l2 | rms, applied to the tokens before the projection (see the module docstring).
         max_len: the most temporal tokens T' this head accepts (the positional embedding has max_len + 1 rows).
     """
 
@@ -121,7 +146,7 @@ class BertHead(nn.Module):
         dropout: float = 0.1,
         keep: float = 0.8,
         cls_dropout: float = 0.8,
-        time_norm: bool = False,
+        time_norm: str | bool = "none",
         max_len: int = 8,
     ) -> None:
         super().__init__()
@@ -130,7 +155,7 @@ class BertHead(nn.Module):
         self.in_features = in_features
         self.hidden = hidden
         self.keep = keep
-        self.time_norm = time_norm
+        self.time_norm = time_norm_choice(time_norm)
         self.max_len = max_len
         # The reference has D == hidden == 512; a narrower or wider backbone (width multiplier, other backbones)
         # needs a learned projection to the transformer's size.
@@ -203,8 +228,7 @@ class BertHead(nn.Module):
             raise ValueError(
                 f"BERT head was built for at most {self.max_len} time steps, got {steps}: build it for longer clips"
             )
-        if self.time_norm:
-            tokens = time_normalize(tokens)
+        tokens = time_normalize(tokens, self.time_norm)
         h = self.proj(tokens)
         h = torch.cat([self.cls_token.expand(B, -1, -1).to(h.dtype), h], dim=1)
         h = self.embed_drop(h + self.pos_embed[:, : steps + 1].to(h.dtype))

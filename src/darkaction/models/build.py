@@ -123,10 +123,11 @@ def build_model(cfg, num_classes: int, T: int) -> nn.Module:
         else:
             head = TGAPHead.from_config(cfg, backbone.out_channels, num_classes, T)
         model = VideoClassifier(backbone, head, freeze_bn=cfg.freeze_bn)
-    if cfg.pretrained:
-        from darkaction.models.pretrained import load_pretrained
+    from darkaction.models.pretrained import load_pretrained, pretrained_file
 
-        load_pretrained(model, cfg.pretrained)
+    weights = pretrained_file(cfg.pretrained)  # "none" = from scratch; "required" (paper preset) = a clear error
+    if weights:
+        load_pretrained(model, weights)
     return model
 
 

@@ -52,8 +52,9 @@ def _parts(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return parts
 
 
-def model_info(cfg, num_classes: int | None = None, batch: int = 1) -> dict:
-    """Config -> {"input", "parameters", "parts", "flops", "macs", "flops_by_op", "output"} for one clip batch.
+def model_info(cfg, num_classes: int | None = None, batch: int = 1, activations: bool = True) -> dict:
+    """Config -> {"input", "parameters", "parts", "flops", "macs", "flops_by_op", "output", "temporal_tokens",
+    "activations" (MB per training clip, fp32 and bf16)} for one clip batch.
 
     Input size: `batch` x model.in_channels x sampling.T x augment.height x augment.width. Number of classes:
     `num_classes`, else the length of `data.source.classes`, else 6 (ARID track 1).
@@ -105,7 +106,34 @@ def model_info(cfg, num_classes: int | None = None, batch: int = 1) -> dict:
         "flops_by_op": by_op,
         "output": _shape(out),
         "temporal_tokens": _tokens(head_input[0] if head_input else None),
+        "activations": activation_memory(cfg, classes) if activations else None,
     }
+
+
+def activation_memory(cfg, num_classes: int = 6) -> dict[str, float]:
+    """MB per clip of the tensors a training forward saves for backward, in fp32 and in bf16 (every activation in
+    bf16; autocast keeps a few in fp32, so it is a lower bound there). Counted on the meta device: each saved tensor
+    once, whatever how many backward functions hold it. Parameters, gradients and optimizer state come on top."""
+    from darkaction.models.build import build_model
+
+    mcfg = dataclasses.replace(cfg.model, pretrained="")
+    T, H, W = cfg.sampling.T, cfg.augment.height, cfg.augment.width
+    out = {}
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        with torch.device("meta"):
+            model = build_model(mcfg, num_classes, T)
+        model.train().to(dtype)
+        saved: dict[int, torch.Tensor] = {}
+
+        def pack(t: torch.Tensor, saved=saved) -> torch.Tensor:
+            saved[id(t)] = t  # held, so an id is never reused while counting
+            return t
+
+        x = torch.zeros(1, mcfg.in_channels, T, H, W, device="meta", dtype=dtype)
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            model(x)
+        out[name] = sum(t.numel() * t.element_size() for t in saved.values()) / 2**20
+    return out
 
 
 def _tokens(shape: list | None) -> int | None:
@@ -126,6 +154,14 @@ def format_model_info(info: dict) -> str:
         f"parameters {p['total']:,} total, {p['trainable']:,} trainable",
         f"FLOPs      {info['flops'] / 1e9 / b:.2f} GFLOPs per clip ({info['macs'] / 1e9 / b:.2f} GMACs), forward",
         f"tokens     {info.get('temporal_tokens') or '-'} time steps into the head (paper: 8)",
+        *(
+            [
+                f"memory     ~{act['fp32']:,.0f} MB (fp32) / ~{act['bf16']:,.0f} MB (bf16) of activations per training "
+                "clip, saved for backward"
+            ]  # fmt: skip
+            if (act := info.get("activations"))
+            else []
+        ),
         "",
         f"{'part':<18}{'parameters':>14}{'trainable':>14}  output shape",
     ]

@@ -23,12 +23,41 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from darkaction.errors import DataError
+from darkaction.errors import ConfigError, DataError
 from darkaction.utils import flush_denormals, packaged_path
 
 log = logging.getLogger(__name__)
 
 STEM_KEY = "stem.0.weight"
+
+# `model.pretrained` values that are not files: "none" trains from scratch on purpose; "required" (configs/paper.yaml)
+# refuses to start without weights, since the paper fine-tunes an IG65M-pretrained backbone
+NO_WEIGHTS = "none"
+REQUIRED = "required"
+IG65M_FILES = (
+    "r2plus1d_34_clip32_ig65m_from_scratch-449a7af9.pth (IG65M, 32-frame clips: the reference's choice)",
+    "r2plus1d_34_clip8_ig65m_from_scratch-9bae36ae.pth (IG65M, 8-frame clips)",
+    "r2plus1d_34_clip32_ft_kinetics_from_ig65m-ade133f1.pth (IG65M, fine-tuned on Kinetics)",
+)
+
+
+def pretrained_file(value: str) -> str:
+    """`model.pretrained` -> the weights file to load, or "" for none. "required" is a ConfigError that names the
+    files that fit; "none" (or "") means from scratch."""
+    value = str(value or "").strip()
+    if value.lower() in ("", NO_WEIGHTS):
+        return ""
+    if value.lower() == REQUIRED:
+        files = "\n  ".join(IG65M_FILES)
+        raise ConfigError(
+            "this preset fine-tunes a pretrained R(2+1)D-34 as the paper does (its R(2+1)D-BERT starts from IG65M "
+            "weights); from scratch on ARID's ~1,500 clips it would land far below the paper's numbers. Set "
+            "model.pretrained=FILE to one of the IG65M R(2+1)D-34 checkpoints of moabitcoin/ig65m-pytorch (converted "
+            f"from Caffe2 by that project; torchvision key names, loaded as they are):\n  {files}\n"
+            "(model.ig65m_midplanes=true matches their layout), or model.pretrained=none to train from scratch on "
+            "purpose. Nothing is downloaded: give a local file."
+        )
+    return value
 
 
 @dataclass

@@ -127,6 +127,43 @@ class SqueezeExcitation3d(nn.Module):
         return x * gate
 
 
+class TemporalExcitation3d(nn.Module):
+    """Attention along time (Table 2's SE row: "attention along the time dimension"): squeeze each time step over
+    channels and space, gate every time step.
+
+    (B, C, T, H, W) -> spatial mean (B, C, T) -> 1x1 Conv1d C -> C/r, ReLU -> Conv1d C/r -> 1 over 3 neighbouring
+    steps -> sigmoid: one gate per (clip, time step), shared by all channels and positions. Convolutions over time
+    keep it independent of the clip length.
+    """
+
+    def __init__(self, channels: int, reduction: int = 16) -> None:
+        super().__init__()
+        hidden = max(1, channels // reduction)
+        self.fc1 = nn.Conv1d(channels, hidden, 1)
+        self.fc2 = nn.Conv1d(hidden, 1, 3, padding=1)
+
+    def gate(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, T, H, W) -> gates (B, 1, T, 1, 1) in (0, 1)."""
+        z = x.mean(dim=(3, 4))
+        return torch.sigmoid(self.fc2(torch.relu(self.fc1(z))))[..., None, None]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.gate(x)
+
+
+SE_KINDS = ("temporal", "channel")
+
+
+def squeeze_excitation(kind: bool | str, channels: int) -> nn.Module | None:
+    """The block's SE module: False / "" = none; True or "temporal" = TemporalExcitation3d; "channel" = channel SE."""
+    if kind is False or kind in ("", None):
+        return None
+    kind = "temporal" if kind is True else str(kind)
+    if kind not in SE_KINDS:
+        raise ValueError(f"se kind must be one of {', '.join(SE_KINDS)}, got {kind!r}")
+    return TemporalExcitation3d(channels) if kind == "temporal" else SqueezeExcitation3d(channels)
+
+
 class BasicBlock(nn.Module):
     """Two Conv2Plus1D convolutions with a residual connection: (B, i, T, H, W) -> (B, o, T/s, H/s, W/s).
 
@@ -145,7 +182,7 @@ class BasicBlock(nn.Module):
         downsample: nn.Module | None = None,
         mid1: int | None = None,
         mid2: int | None = None,
-        se: bool = False,
+        se: bool | str = False,
         bn_eps: float = 1e-3,
         bn_momentum: float = 0.1,
         temporal_stride: int | None = None,
@@ -162,7 +199,7 @@ class BasicBlock(nn.Module):
             Conv2Plus1D(planes, planes, mid2, 1, bn_eps, bn_momentum),
             _bn(planes, bn_eps, bn_momentum),
         )
-        self.se = SqueezeExcitation3d(planes) if se else None
+        self.se = squeeze_excitation(se, planes)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
 
@@ -203,7 +240,7 @@ class R2Plus1D(nn.Module):
         layers: blocks per stage, (2,2,2,2) for depth 18, (3,4,6,3) for 34.
         width: channel multiplier (1.0 = 64..512 and a 45-channel stem mid).
         ig65m_midplanes: the IG65M/Caffe2 mid-channel counts for the second conv of each block.
-        se: Squeeze-Excitation (reduction 16) in every block.
+        se: Squeeze-Excitation in every block: False, True / "temporal" (a gate per time step) or "channel".
         in_channels: 3 (RGB) or 5 (RGB + 2 optical-flow channels).
         bn_eps: 1e-3 as in IG65M (torchvision's own weights used 1e-5).
         bn_momentum: PyTorch convention (0.1 = the running mean moves 10 % towards each batch).
@@ -215,7 +252,7 @@ class R2Plus1D(nn.Module):
         layers: Sequence[int] = DEPTHS[34],
         width: float = 1.0,
         ig65m_midplanes: bool = True,
-        se: bool = False,
+        se: bool | str = False,
         in_channels: int = 3,
         bn_eps: float = 1e-3,
         bn_momentum: float = 0.1,
@@ -258,7 +295,7 @@ class R2Plus1D(nn.Module):
         blocks: int,
         stride: int,
         ig65m: bool,
-        se: bool,
+        se: bool | str,
         bn_eps: float,
         bn_momentum: float,
         t_stride: int,
@@ -313,7 +350,7 @@ def r2plus1d(
     depth: int = 34,
     width: float = 1.0,
     ig65m_midplanes: bool = True,
-    se: bool = False,
+    se: bool | str = False,
     in_channels: int = 3,
     bn_eps: float = 1e-3,
     bn_momentum: float = 0.1,
@@ -360,7 +397,7 @@ def build_backbone(cfg) -> R2Plus1D:
         depth,
         width=cfg.width,
         ig65m_midplanes=cfg.ig65m_midplanes,
-        se=cfg.se,
+        se=cfg.se_kind if cfg.se else False,
         in_channels=cfg.in_channels,
         bn_eps=cfg.bn_eps,
         bn_momentum=cfg.bn_momentum,

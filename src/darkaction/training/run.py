@@ -142,6 +142,10 @@ def train(
     from darkaction.training.precise_bn import PreciseBN
 
     cfg = copy.deepcopy(cfg)
+    if model is None:
+        from darkaction.models.pretrained import pretrained_file
+
+        pretrained_file(cfg.model.pretrained)  # "required" without a file: say so before any data is read
     if cfg.train.pretrain_epochs > 0 and model is None:
         cfg.model.pretrained = str(pretrain_backbone(cfg, datamodule=datamodule))
     t = cfg.train
@@ -276,7 +280,7 @@ def can_warm_up(cfg) -> bool:
 def pretrain_backbone(cfg, datamodule=None) -> Path:
     """Train (or finish, or reuse) the backbone warm-up run and return its last checkpoint, which `build_model`
     loads through `model.pretrained` (its `backbone.*` weights; the TGAP classifier is dropped)."""
-    if cfg.model.pretrained:
+    if str(cfg.model.pretrained or "").lower() not in ("", "none"):
         raise ConfigError(
             f"train.pretrain_epochs={cfg.train.pretrain_epochs} warms up a backbone trained from scratch, but "
             f"model.pretrained={cfg.model.pretrained} already gives one; set one of them"
