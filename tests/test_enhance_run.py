@@ -121,3 +121,26 @@ def test_preview_lists_enhancers(prepared_cfg, weights, tmp_path):
     cfg = _cfg(prepared_cfg, method="zero-dce", weights=str(weights))
     out = preview(cfg, tmp_path / "p.png", n=2)
     assert out.is_file()
+
+
+def test_zero_dce_training_frames_from_the_cache_or_at_source_resolution(prepared_cfg):
+    import copy
+
+    import cv2
+
+    from darkaction.enhancement.train import training_images
+    from darkaction.errors import ConfigError
+
+    cfg = copy.deepcopy(prepared_cfg)
+    cfg.enhance.train.n_frames = 7
+    cached = training_images(cfg)
+    assert len(cached) == 7 and all(im.shape == (32, 40, 3) for im in cached)
+    cfg.enhance.train.frames_from = "source"
+    source = training_images(cfg)
+    assert len(source) == 7 and all(im.shape == (48, 64, 3) for im in source)  # the tiny set is rendered at 64x48
+    # the same frames: a source frame shrunk to the cache size is the cached frame
+    small = cv2.resize(source[3], (40, 32), interpolation=cv2.INTER_AREA)
+    assert abs(small.astype(int) - cached[3].astype(int)).max() <= 1
+    cfg.enhance.train.frames_from = "disk"
+    with pytest.raises(ConfigError, match="frames_from"):
+        training_images(cfg)

@@ -75,7 +75,8 @@ class FakeStages(Stages):
                                                   "backbone": cfg.model.backbone}))  # fmt: skip
         return run
 
-    def _evaluate(self, run_dir):
+    def _evaluate(self, run_dir, split="test"):
+        self.calls.append(("evaluate", split))
         c = json.loads((Path(run_dir) / "cfg.json").read_text())
         base = {"delta": 0.8, "constant": 0.6, "length": 0.7, "variable": 0.75, "consecutive": 0.5}[c["strategy"]]
         base -= 0.2 if c["backbone"] == "slowfast" else 0.0
@@ -260,10 +261,17 @@ def test_paper_preset_refuses_to_train_without_pretrained_weights(tmp_path):
     data = _data(tmp_path)
     with pytest.raises(ConfigError, match=r"(?s)r2plus1d_34_clip32_ig65m_from_scratch.*model.pretrained=none"):
         experiment(2, data=data, preset="paper", out=tmp_path / "e", stages=FakeStages(), progress=False)
-    # =none trains from scratch on purpose: the rows run
-    res = experiment(2, data=data, preset="paper", out=tmp_path / "n", stages=FakeStages(),
+    # =none trains from scratch on purpose: the rows run, scored on the paper's validation split (val_fraction 0.2
+    # of the training clips) with the labelled test CSV beside it
+    stages = FakeStages()
+    res = experiment(2, data=data, preset="paper", out=tmp_path / "n", stages=stages,
                      overrides=["model.pretrained=none"], rows=["delta"], progress=False)  # fmt: skip
     assert [r.status for r in res["rows"]] == ["ok"]
+    assert [c for c in stages.calls if c[0] == "evaluate"] == [("evaluate", "val"), ("evaluate", "test")]
+    run = res["rows"][0].runs[0]
+    assert run["split"] == "val" and run["test_top1"] is not None
+    md = (tmp_path / "n" / "table2.md").read_text()
+    assert "1,470 / 367" in md and "Measured top-1 on the test CSV (%)" in md
     cfg = load_config(CONFIGS / "paper.yaml", ["model.width=0.125", "model.ig65m_midplanes=false"])
     with pytest.raises(ConfigError, match="model.pretrained=FILE"):
         build_model(cfg.model, 6, 8)

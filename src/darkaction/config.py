@@ -131,6 +131,8 @@ class DCETrainConfig:
     """Zero-DCE training (official code's settings; the paper names 100 epochs, Adam, lr 1e-4)."""
 
     n_frames: int = 2500  # frames sampled uniformly from the training videos
+    # cache: those frames as cached (resized) | source: decoded again at their recorded resolution (the paper)
+    frames_from: str = "cache"
     extra_images: str = ""  # folder of extra images of varied illumination (paper: 2,000)
     image_size: int = 256
     epochs: int = 100

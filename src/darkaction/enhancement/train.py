@@ -57,12 +57,17 @@ def training_images(cfg: Config) -> list[np.ndarray]:
 
     tc = cfg.enhance.train
     images: list[np.ndarray] = []
+    if tc.frames_from not in ("cache", "source"):
+        raise ConfigError(f"enhance.train.frames_from must be cache or source, got {tc.frames_from!r}")
     if tc.n_frames > 0:
         index, cache = open_prepared(cfg)
         records = [r for r in index.split("train") if r.video_id in cache]
         lengths = [int(cache.meta(r.video_id)["n_frames"]) for r in records]
-        for v, f in uniform_frame_positions(lengths, tc.n_frames):
-            images.append(np.array(cache.frames(records[v].video_id)[f]))
+        picks = uniform_frame_positions(lengths, tc.n_frames)
+        if tc.frames_from == "cache":
+            images += [np.array(cache.frames(records[v].video_id)[f]) for v, f in picks]
+        else:  # the paper (Sec. 4.1): frames as recorded, decoded again at their source resolution
+            images += _source_frames([records[v].path for v, _ in picks], [f for _, f in picks])
     if tc.extra_images:
         folder = Path(tc.extra_images)
         if not folder.is_dir():
@@ -77,6 +82,23 @@ def training_images(cfg: Config) -> list[np.ndarray]:
             "run 'darkaction prepare' or set enhance.train.extra_images=FOLDER"
         )
     return images
+
+
+def _source_frames(paths: list[str], frames: list[int]) -> list[np.ndarray]:
+    """Frame `frames[i]` of video `paths[i]` at source resolution, each video decoded once (picks come grouped by
+    video, in order)."""
+    from darkaction.data.video import decode
+
+    out: list[np.ndarray] = []
+    i = 0
+    while i < len(paths):
+        j = i
+        while j < len(paths) and paths[j] == paths[i]:
+            j += 1
+        video, _ = decode(paths[i], resize="none")
+        out += [np.array(video[min(f, len(video) - 1)]) for f in frames[i:j]]
+        i = j
+    return out
 
 
 def _batch(images: list[np.ndarray], idx: np.ndarray, size: int) -> torch.Tensor:

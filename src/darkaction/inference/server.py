@@ -74,7 +74,7 @@ class Results:
             return self._items.get(rid)
 
 
-def analyse(rec: Recognizer, path: Path, window: float, stride: float, views: int, top_k: int) -> dict:
+def analyse(rec: Recognizer, path: Path, window: float, stride: float, views: int, top_k: int, title: str = "") -> dict:
     """The whole-video prediction (exactly `predict`'s), the windows with their segments, the timeline PNG and
     the windows' enhanced thumbnails (JPEG, base64)."""
     from darkaction.inference.timeline import merge_segments, plot_timeline
@@ -82,7 +82,7 @@ def analyse(rec: Recognizer, path: Path, window: float, stride: float, views: in
     whole = rec.predict(path, views=views, top_k=top_k)
     windows = list(rec.windows(path, window=window, stride=stride, views=views, top_k=top_k))
     with tempfile.TemporaryDirectory() as tmp:
-        png = plot_timeline(windows, rec.classes, Path(tmp) / "timeline.png", title=path.name).read_bytes()
+        png = plot_timeline(windows, rec.classes, Path(tmp) / "timeline.png", title=title or path.name).read_bytes()
     thumbs = [_jpeg(w.pop("thumbnail")) for w in windows]
     return {"result": {**whole, "windows": windows, "segments": merge_segments(windows)}, "png": png,
             "thumbnails": thumbs}  # fmt: skip
@@ -190,7 +190,7 @@ def create_app(rec: Recognizer, max_upload_mb: float = 200.0, window: float = 4.
             name = file.filename or "upload"
             try:
                 with model_lock:
-                    out = analyse(rec, path, window, stride, views, top_k)
+                    out = analyse(rec, path, window, stride, views, top_k, title=name)
             except ConfigError as e:
                 raise HTTPException(400, str(e).replace(str(path), name)) from None
             except DarkActionError as e:
