@@ -20,6 +20,7 @@ BERT - TGAP difference (same videos, same seeds) with its interval and a sign-fl
 from __future__ import annotations
 
 import argparse
+import logging
 import shutil
 import time
 from pathlib import Path
@@ -146,6 +147,7 @@ def main() -> None:
                     help="score the trained runs on another dataset: config overrides naming it (copies of the runs "
                          "go to <out>/transfer; the summary is <out>/transfer/summary.md)")  # fmt: skip
     args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # the stages' progress messages
     out = Path(args.out)
     build_data(load_config(args.config, args.overrides))
     heads = args.heads.split(",")

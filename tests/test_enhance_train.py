@@ -85,3 +85,15 @@ def test_changed_settings_train_again_instead_of_resuming(tmp_path):
     assert not all(torch.allclose(again[k], first[k]) for k in first)
     assert read_json(tmp_path / "history.json")["epoch"] == [1]
     assert is_trained(tmp_path, darker, "zero-dce") and not is_trained(tmp_path, tc, "zero-dce")
+
+
+def test_a_setting_added_later_counts_as_its_default_in_old_checkpoints(tmp_path):
+    from darkaction.enhancement.train import CHECKPOINT_NAME, is_trained
+
+    tc = DCETrainConfig(image_size=16, epochs=1, batch_size=4, lr=1e-3, seed=1, exposure_patch=8)
+    train_dce(_dark_images(8), tc, tmp_path, progress=False)
+    ckpt = torch.load(tmp_path / CHECKPOINT_NAME, weights_only=True)
+    del ckpt["settings"]["frames_from"]  # as written before the option existed
+    torch.save(ckpt, tmp_path / CHECKPOINT_NAME)
+    assert is_trained(tmp_path, tc, "zero-dce")  # trained with the default: not retrained
+    assert not is_trained(tmp_path, DCETrainConfig(**{**tc.__dict__, "frames_from": "source"}), "zero-dce")

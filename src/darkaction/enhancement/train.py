@@ -130,6 +130,16 @@ def training_settings(tc: DCETrainConfig, method: str) -> dict:
     return settings
 
 
+def same_settings(recorded: dict | None, tc: DCETrainConfig, method: str) -> bool:
+    """Whether a checkpoint's recorded settings are `tc`'s. A setting added to DCETrainConfig after the checkpoint
+    was written counts as its default there (that is how it was trained), so a new option does not retrain
+    everyone's Zero-DCE."""
+    if not isinstance(recorded, dict):
+        return False
+    defaults = training_settings(DCETrainConfig(), method)
+    return {**defaults, **recorded} == training_settings(tc, method)
+
+
 def is_trained(out_dir: str | Path, tc: DCETrainConfig, method: str) -> bool:
     """True when `out_dir` holds weights trained for all `tc.epochs` epochs with exactly these settings."""
     ckpt_path = Path(out_dir) / CHECKPOINT_NAME
@@ -139,7 +149,7 @@ def is_trained(out_dir: str | Path, tc: DCETrainConfig, method: str) -> bool:
         ckpt = torch.load(ckpt_path, weights_only=True, map_location="cpu")
     except Exception:  # unreadable / truncated checkpoint: train again
         return False
-    return ckpt.get("settings") == training_settings(tc, method) and int(ckpt.get("epoch", -1)) + 1 >= tc.epochs
+    return same_settings(ckpt.get("settings"), tc, method) and int(ckpt.get("epoch", -1)) + 1 >= tc.epochs
 
 
 def train_dce(
@@ -170,7 +180,7 @@ def train_dce(
     ckpt = torch.load(ckpt_path, weights_only=True, map_location=device) if resume and ckpt_path.is_file() else None
     if ckpt is not None and ckpt.get("method") != method:
         raise DataError(f"{ckpt_path}: checkpoint is for {ckpt.get('method')}, not {method}; use another out dir")
-    if ckpt is not None and ckpt.get("settings") != settings:
+    if ckpt is not None and not same_settings(ckpt.get("settings"), tc, method):
         if progress:
             log.info(f"{ckpt_path}: no record of the same enhance.train settings; training again from scratch")
         ckpt = None
