@@ -23,6 +23,7 @@ demo: setup
 
 lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks
+	cd src && ../$(VENV)/bin/lint-imports --config ../pyproject.toml --no-cache
 
 test: setup lint
 	$(PY) -m pytest -q

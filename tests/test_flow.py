@@ -64,9 +64,9 @@ def test_farneback_flow_rejects_wrong_shape():
 def test_flow_cache_from_prepared_frames_is_complete_and_resumable(tiny_synth, tmp_path):
     from darkaction.config import load_config
     from darkaction.data.cache import FrameCache
-    from darkaction.data.flow import build_flow_cache, open_flow_cache
     from darkaction.data.prepare import prepare
     from darkaction.errors import DataError
+    from darkaction.training.flow_cache import build_flow_cache, open_flow_cache
 
     cfg = load_config(
         None,

@@ -36,9 +36,9 @@ class ClipShapes(L.Callback):
 @pytest.fixture(scope="module")
 def flow_run(tiny_synth, tmp_path_factory):
     """(cfg, run_dir, flow cache folder, ClipShapes) of a 1-epoch RGB + flow run on gamma-enhanced 32x32 frames."""
-    from darkaction.data.flow import build_flow_cache
     from darkaction.data.prepare import prepare
     from darkaction.enhancement.run import enhance
+    from darkaction.training.flow_cache import build_flow_cache
     from darkaction.training.run import train
 
     tmp = tmp_path_factory.mktemp("flow_e2e")
@@ -125,9 +125,9 @@ def test_flow_row_trains_evaluates_and_predicts(flow_run, tiny_synth, monkeypatc
 def test_missing_or_incomplete_flow_cache_is_a_clear_error(flow_run, tiny_synth, tmp_path, capsys):
     from darkaction.cli import main
     from darkaction.data.cache import FrameCache
-    from darkaction.data.flow import build_flow_cache
     from darkaction.evaluation.evaluate import evaluate
     from darkaction.evaluation.predict import predict
+    from darkaction.training.flow_cache import build_flow_cache
     from darkaction.training.run import train
 
     cfg, run, flow_root, _ = flow_run

@@ -47,8 +47,8 @@ def test_plots_leave_the_users_backend_and_figures_alone(tmp_path):
     import matplotlib
     import matplotlib.pyplot as plt
 
-    from darkaction.evaluation.report import plot_confusion
     from darkaction.inference.timeline import plot_timeline
+    from darkaction.report import plot_confusion
 
     before = matplotlib.get_backend()
     matplotlib.use("svg")  # a backend the library would not pick itself

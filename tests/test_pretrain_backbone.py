@@ -90,7 +90,7 @@ def _tiny_pretrain_config(tmp: Path, name: str):
 
 def test_pretrain_command_reproduces_a_small_backbone(tmp_path: Path, caplog):
     caplog.set_level("INFO", logger="darkaction")
-    from darkaction.training.pretrain import pretrain
+    from darkaction.pretraining import pretrain
 
     a = pretrain(_tiny_pretrain_config(tmp_path, "a"), out=tmp_path / "a.pth")
     b = pretrain(_tiny_pretrain_config(tmp_path, "b"), out=tmp_path / "b.pth")
@@ -114,7 +114,7 @@ def test_pretrain_command_reproduces_a_small_backbone(tmp_path: Path, caplog):
 
 def test_pretrain_refuses_a_non_tgap_or_already_pretrained_config(tmp_path: Path):
     from darkaction.errors import ConfigError
-    from darkaction.training.pretrain import pretrain
+    from darkaction.pretraining import pretrain
 
     cfg = _tiny_pretrain_config(tmp_path, "x")
     cfg.model.head = "bert"

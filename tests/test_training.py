@@ -167,7 +167,7 @@ def test_resume_after_interruption_gives_identical_weights(tmp_path):
         assert torch.equal(a[k], b[k]), k
     opt = load_checkpoint(resumed / "checkpoints" / "last.ckpt")["optimizer_states"][0]
     assert any("slow" in s for s in opt["state"].values())
-    from darkaction.evaluation.report import read_epoch_metrics
+    from darkaction.report import read_epoch_metrics
 
     assert sorted(read_epoch_metrics(resumed / "metrics.csv")["train/loss"]) == [0, 1, 2, 3]  # history kept
 

@@ -352,7 +352,7 @@ def _config_or_default(args: argparse.Namespace, default) -> str:
 
 def _run_pretrain(args: argparse.Namespace) -> int:
     from darkaction.config import load_config
-    from darkaction.training.pretrain import DEFAULT_CONFIG, pretrain
+    from darkaction.pretraining import DEFAULT_CONFIG, pretrain
 
     path = _config_or_default(args, DEFAULT_CONFIG)
     words = ["darkaction pretrain", *(["--config", str(args.config)] if args.config else [])]

@@ -62,7 +62,7 @@ def flow_dir(cfg, source_root: Path) -> Path:
 _WORKER_CACHES: dict = {}
 
 
-def _flow_worker(source_root: str, video_id: str) -> tuple[str, np.ndarray, int]:
+def flow_worker(source_root: str, video_id: str) -> tuple[str, np.ndarray, int]:
     """One video: read its frames from the source cache, return (id, encoded flow uint8 T,H,W,3, n_frames)."""
     from darkaction.data.cache import FrameCache
 
@@ -73,67 +73,7 @@ def _flow_worker(source_root: str, video_id: str) -> tuple[str, np.ndarray, int]
     return video_id, encode_flow(farneback_flow(frames)), int(frames.shape[0])
 
 
-def _init_worker() -> None:
+def init_flow_worker() -> None:
     import cv2
 
     cv2.setNumThreads(1)  # one process per core; OpenCV's own threads would oversubscribe
-
-
-def build_flow_cache(cfg, workers: int | None = None, progress: bool = True) -> Path:
-    """Compute Farneback flow once for every video of the cache training reads (`enhance.training_cache(cfg)`, i.e.
-    the enhanced frames when an enhancer is configured) into a FrameCache of `encode_flow` frames at
-    `flow_dir(cfg, source)`. Resumable: videos whose flow is current are skipped; each entry records the size and
-    mtime of the frames it came from, so flow of a re-prepared or re-enhanced video is recomputed. Returns the flow
-    folder."""
-    from concurrent.futures import ProcessPoolExecutor
-
-    from darkaction.data.cache import FrameCache, source_signature
-    from darkaction.enhancement.run import training_cache
-    from darkaction.utils import progress_bar, write_json
-
-    source = training_cache(cfg)
-    source_root = Path(source.root)
-    out = flow_dir(cfg, source_root)
-    flow = FrameCache(out)
-    signatures = {v: source_signature(source_root / f"{v}.npy") for v in source.ids}
-    todo = [v for v in source.ids if not flow.is_current(v, signatures[v])]
-    write_json(out / "flow_settings.json", {"method": "farneback", "source": str(source_root), **FARNEBACK})
-    workers = max(1, int(cfg.cache.workers if workers is None else workers))
-    bar = progress_bar(total=len(todo), desc="optical flow", unit="video", disable=not progress or not todo)
-
-    def store(video_id: str, encoded: np.ndarray, n: int) -> None:
-        meta = {"n_frames": n, "flow": "farneback", "flow_scale": FLOW_SCALE, **signatures[video_id]}
-        flow.put(video_id, encoded, meta)
-        bar.update(1)
-
-    if workers == 1 or len(todo) < 4:
-        _init_worker()
-        for v in todo:
-            store(*_flow_worker(str(source_root), v))
-    else:
-        import multiprocessing as mp
-
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker) as pool:
-            for result in pool.map(_flow_worker, [str(source_root)] * len(todo), todo, chunksize=4):
-                store(*result)
-    bar.close()
-    return out
-
-
-def open_flow_cache(cfg):
-    """The flow FrameCache for `cfg` (what the RGB + flow dataset reads); a DataError when it was never built."""
-    from darkaction.data.cache import FrameCache
-    from darkaction.enhancement.run import training_cache
-    from darkaction.errors import DataError
-
-    source = training_cache(cfg)
-    out = flow_dir(cfg, Path(source.root))
-    flow = FrameCache(out) if out.is_dir() else None
-    missing = len(source.ids) if flow is None else sum(v not in flow for v in source.ids)
-    if missing:
-        raise DataError(
-            f"optical-flow cache {out} is missing or incomplete ({missing} videos without flow): run "
-            "`darkaction train` with model.in_channels=5 (it builds the flow cache first), `darkaction experiment 3 --rows "
-            "flow`, or darkaction.data.flow.build_flow_cache(cfg)"
-        )
-    return flow

@@ -37,7 +37,7 @@ def evaluate(
     from darkaction.data.sampling import sample_views
     from darkaction.enhancement.run import training_cache
     from darkaction.evaluation.metrics import average_views, classification_metrics, clip_top1
-    from darkaction.evaluation.report import plot_attention, plot_confusion, plot_curves, write_report
+    from darkaction.report import plot_attention, plot_confusion, plot_curves, write_report
 
     if split not in ("train", "val", "test"):
         raise ConfigError(f"--split must be train, val or test, got '{split}'")
@@ -65,7 +65,7 @@ def evaluate(
     n_min, n_max = cfg.sampling.n_min or None, cfg.sampling.n_max or None
     flow = None
     if cfg.model.in_channels == 5:  # the RGB + optical-flow model (Table 3)
-        from darkaction.data.flow import open_flow_cache
+        from darkaction.training.flow_cache import open_flow_cache
 
         flow = open_flow_cache(cfg)
     ds = ClipDataset(

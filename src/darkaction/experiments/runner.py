@@ -60,7 +60,7 @@ def _enhance(cfg: Config) -> Any:
 
 
 def _flow(cfg: Config) -> Any:
-    from darkaction.data.flow import build_flow_cache
+    from darkaction.training.flow_cache import build_flow_cache
 
     return build_flow_cache(cfg)
 

@@ -142,7 +142,7 @@ class VideoDataModule(L.LightningDataModule):
 
             self.cache = training_cache(self.cfg)
         if self.cfg.model.in_channels == 5 and self.flow_cache is None:
-            from darkaction.data.flow import open_flow_cache
+            from darkaction.training.flow_cache import open_flow_cache
 
             self.flow_cache = open_flow_cache(self.cfg)
 

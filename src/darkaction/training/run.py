@@ -165,7 +165,7 @@ def train(
     seed_everything(t.seed)
 
     if datamodule is None and cfg.model.in_channels == 5:
-        from darkaction.data.flow import build_flow_cache
+        from darkaction.training.flow_cache import build_flow_cache
 
         # RGB + flow: compute the flow the run reads (once; current entries are skipped in well under a second)
         build_flow_cache(cfg, progress=t.progress)
@@ -331,7 +331,7 @@ def _fix_index_stats(cfg, dm) -> None:
 
 
 def _finish_report(run_dir: Path) -> None:
-    from darkaction.evaluation.report import plot_curves, write_report
+    from darkaction.report import plot_curves, write_report
 
     curves = plot_curves(run_dir / "metrics.csv", run_dir / "curves.png")
     results_path = run_dir / "results.json"

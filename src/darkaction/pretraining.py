@@ -26,7 +26,7 @@ from darkaction.utils import atomic_write_bytes, file_sha256, flush_denormals, w
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "pretrain.yaml"  # package data
+DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "pretrain.yaml"  # package data
 BACKBONE_PREFIX = "model.backbone."
 
 
