@@ -11,10 +11,9 @@ import argparse
 import contextlib
 import logging
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
-from darkaction.errors import ConfigError, DarkActionError, DataError, NotImplementedYet
+from darkaction.errors import ConfigError, DarkActionError, DataError
 
 EXIT_USAGE = 2
 
@@ -36,13 +35,6 @@ def _load(args: argparse.Namespace, extra: list[str] | None = None):
     from darkaction.config import load_config
 
     return load_config(args.config, list(args.overrides) + list(extra or []))
-
-
-def _not_yet(what: str, issue: str) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        raise NotImplementedYet(f"'darkaction {what}' is not implemented yet ({issue}); nothing was done.")
-
-    return run
 
 
 # ---------------------------------------------------------------------------------------------- subcommands

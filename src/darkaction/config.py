@@ -4,7 +4,7 @@
     save_config(cfg, run_dir / "config.yaml")
 
 An unknown key anywhere is a `ConfigError` that names the key and suggests the nearest valid one.
-Each section belongs to one stage of the data path (see DESIGN.md); add a field to the section that uses it.
+Each section belongs to one stage of the data path (see docs/design.md); add a field to the section that uses it.
 """
 
 from __future__ import annotations

@@ -78,6 +78,16 @@ def seed_everything(seed: int) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
+def bf16_native() -> bool:
+    """Whether this CPU runs bf16 natively (AVX-512 BF16 or AMX, through oneDNN): where bf16 beats fp32."""
+    import torch
+
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def resolve_device(name: str = "auto") -> str:
     """'auto' -> 'cuda' when available, else 'cpu'. Never call .cuda() directly elsewhere."""
     import torch

@@ -1,1 +1,1 @@
-"""data stage of the darkaction data path (see DESIGN.md)."""
+"""data stage of the darkaction data path (see docs/design.md)."""

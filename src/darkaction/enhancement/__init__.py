@@ -1,1 +1,1 @@
-"""enhance stage of the darkaction data path (see DESIGN.md)."""
+"""enhance stage of the darkaction data path (see docs/design.md)."""

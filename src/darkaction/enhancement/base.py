@@ -123,16 +123,15 @@ def _short(keys: list[str], n: int = 6) -> str:
 
 
 def bf16_supported() -> bool:
-    """True where bf16 convolutions are native (AVX-512 BF16 / AMX on CPU, or CUDA)."""
-    import torch
+    """True where bf16 convolutions are native (see `utils.bf16_native`)."""
+    from darkaction.utils import bf16_native
 
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
+    return bf16_native()
 
 
-def resolve_precision(precision: str, device: str = "cpu") -> str:
+def resolve_enhance_precision(precision: str, device: str = "cpu") -> str:
+    """`enhance.precision` (auto | fp32 | bf16) -> fp32 | bf16 for the enhancer on `device`. (The classifier's
+    `train.precision` speaks Lightning's vocabulary: `training.run.resolve_precision`.)"""
     if precision not in ("auto", "fp32", "bf16"):
         raise ConfigError(f"enhance.precision must be auto, fp32 or bf16, got {precision!r}")
     if precision != "auto":
@@ -160,7 +159,7 @@ class CurveEnhancer(Enhancer):
         import torch
 
         self.device = device
-        self.precision = resolve_precision(precision, device)
+        self.precision = resolve_enhance_precision(precision, device)
         self.batch_size = max(1, int(batch_size))
         self.net = net.eval().to(device).to(memory_format=torch.channels_last)
         for p in self.net.parameters():

@@ -1,1 +1,1 @@
-"""evaluation stage of the darkaction data path (see DESIGN.md)."""
+"""evaluation stage of the darkaction data path (see docs/design.md)."""

@@ -1,1 +1,1 @@
-"""experiments stage of the darkaction data path (see DESIGN.md)."""
+"""experiments stage of the darkaction data path (see docs/design.md)."""

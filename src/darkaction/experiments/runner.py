@@ -28,7 +28,7 @@ from typing import Any
 import yaml
 
 from darkaction.config import Config, SynthConfig, load_config, to_dict
-from darkaction.errors import ConfigError, DarkActionError, DataError
+from darkaction.errors import ConfigError, DataError
 from darkaction.experiments.tables import BRIGHT_SYNTH, PRESET_EXTRAS, PRESET_FILES, Row, Table, get_table, select_rows
 from darkaction.utils import read_json, write_json
 
@@ -335,9 +335,9 @@ def run_table(table: Table, plan: Plan, rows: list[Row], seeds: int, stages: Sta
             continue
         try:
             res.runs.append(_run_seed(row, cfg, seed_dir, stages, done))
-        except DarkActionError as e:
+        except (ConfigError, DataError) as e:  # the row's setup or data cannot work: it did not run
             res.status, res.reason = "not run", str(e)
-        except Exception as e:  # noqa: BLE001 - one broken row must not lose the others' hours of training
+        except Exception as e:  # noqa: BLE001 - one broken row (a NaN loss too) must not lose the others' training
             res.status, res.reason = "failed", f"{type(e).__name__}: {e}"
             seed_dir.mkdir(parents=True, exist_ok=True)
             (seed_dir / "error.txt").write_text(traceback.format_exc())

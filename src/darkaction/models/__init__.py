@@ -1,1 +1,1 @@
-"""models stage of the darkaction data path (see DESIGN.md)."""
+"""models stage of the darkaction data path (see docs/design.md)."""

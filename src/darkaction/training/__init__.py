@@ -1,1 +1,1 @@
-"""training stage of the darkaction data path (see DESIGN.md)."""
+"""training stage of the darkaction data path (see docs/design.md)."""

@@ -33,14 +33,6 @@ from darkaction.utils import atomic_write_text, seed_everything, write_json
 log = logging.getLogger(__name__)
 
 
-def bf16_cpu_supported() -> bool:
-    """True when this CPU has native bf16 (AVX-512 BF16 / AMX), where oneDNN's bf16 kernels beat fp32."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
 def resolve_precision(precision: str, accelerator: str) -> str:
     """`train.precision: auto` -> "bf16-mixed" on GPUs that run bf16 and on CPUs with native bf16 (oneDNN, e.g.
     AVX512-BF16 / AMX), else "32"; any other value is passed to Lightning unchanged."""
@@ -53,11 +45,9 @@ def resolve_precision(precision: str, accelerator: str) -> str:
     # on the demo model (2 cores, AVX512-BF16). The NaN gradients it used to give came from oneDNN's stride-1
     # temporal conv over 2 time steps, which `TemporalConv3d` now runs in fp32. Without native bf16 (emulated
     # bf16 is slower than fp32) auto stays fp32.
-    try:
-        native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        native = False
-    return "bf16-mixed" if native else "32"
+    from darkaction.utils import bf16_native
+
+    return "bf16-mixed" if bf16_native() else "32"
 
 
 def _devices(value: str) -> Any:
