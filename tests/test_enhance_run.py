@@ -136,11 +136,13 @@ def test_zero_dce_training_frames_from_the_cache_or_at_source_resolution(prepare
     cached = training_images(cfg)
     assert len(cached) == 7 and all(im.shape == (32, 40, 3) for im in cached)
     cfg.enhance.train.frames_from = "source"
+    cfg.enhance.train.image_size = 16
     source = training_images(cfg)
-    assert len(source) == 7 and all(im.shape == (48, 64, 3) for im in source)  # the tiny set is rendered at 64x48
-    # the same frames: a source frame shrunk to the cache size is the cached frame
-    small = cv2.resize(source[3], (40, 32), interpolation=cv2.INTER_AREA)
-    assert abs(small.astype(int) - cached[3].astype(int)).max() <= 1
+    # decoded at the source's 64x48 and resized to the training size at once (memory holds training-size images)
+    assert len(source) == 7 and all(im.shape == (16, 16, 3) for im in source)
+    # the same frames as the cache's, only from the full-resolution source
+    small = cv2.resize(cached[3], (16, 16), interpolation=cv2.INTER_AREA)
+    assert abs(small.astype(float) - source[3].astype(float)).mean() < 3
     cfg.enhance.train.frames_from = "disk"
     with pytest.raises(ConfigError, match="frames_from"):
         training_images(cfg)

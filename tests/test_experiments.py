@@ -277,3 +277,26 @@ def test_paper_preset_refuses_to_train_without_pretrained_weights(tmp_path):
         build_model(cfg.model, 6, 8)
     cfg.model.pretrained = "none"
     assert build_model(cfg.model, 6, 8) is not None
+
+
+def test_run_keys_ignore_fields_left_at_their_defaults():
+    from darkaction.config import load_config
+    from darkaction.experiments.runner import run_key
+
+    base = load_config(CONFIGS / "cpu.yaml")
+    same = load_config(CONFIGS / "cpu.yaml", ["enhance.train.frames_from=cache", "model.se_kind=temporal"])
+    other = load_config(CONFIGS / "cpu.yaml", ["enhance.train.frames_from=source"])
+    assert run_key(base) == run_key(same) != run_key(other)
+
+
+def test_csv_carries_the_split_and_the_test_csv_column(tmp_path):
+    import csv as csv_mod
+
+    from darkaction.experiments.results import csv_text
+    from darkaction.experiments.runner import RowResult
+
+    row = RowResult(2, "delta", "Delta sampling", 90.46, runs=[
+        {"top1": 80.0, "mean_class_acc": 79.0, "split": "val", "test_top1": 70.0},
+        {"top1": 82.0, "mean_class_acc": 81.0, "split": "val", "test_top1": 72.0}])  # fmt: skip
+    rows = list(csv_mod.DictReader(csv_text(TABLES[2], [row]).splitlines()))
+    assert rows[0]["split"] == "val" and float(rows[0]["measured_test_csv_top1_mean"]) == 71.0

@@ -140,6 +140,11 @@ def test_hmdb51_split_all_takes_every_clip_once_for_training(tmp_path):
     assert len(one.split("train")) == 6 and len(one.split("test")) == 2  # split 1: tags 1 and 2 only
     with pytest.raises(DataError, match="split=all is for hmdb51"):
         build_index(DataConfig(source=DataSource(format="arid-v1", root=str(root), split="all")))
+    with pytest.raises(DataError, match="splits 1, 2 and 3, or 'all'"):
+        build_index(DataConfig(source=DataSource(format="hmdb51", root=str(root), split="foo")))
+    only_one = hmdb_root(tmp_path / "one")  # split-1 files only: `all` reads the splits that are there
+    index, _ = build_index(DataConfig(source=DataSource(format="hmdb51", root=str(only_one), split="all")))
+    assert len(index.records) == 12
 
 
 def test_hmdb51_name_parsing():

@@ -320,3 +320,27 @@ def test_attention_of_models_without_forward_with_attention(over):
     rec = Recognizer(cfg, ["a", "b", "c", "d", "e", "f"], model)
     probs, att = rec.predict_clips(torch.randn(1, 2, 3, 8, 32, 32))
     assert probs.shape == (1, 2, 6) and att is not None and att.shape[:2] == (1, 2)
+
+
+def test_a_run_saved_before_se_kind_existed_still_loads(tmp_path):
+    """Its config says `se: true` only; its gates are channel SE's Conv3d: the loader reads which from the weights."""
+    from darkaction.config import load_config, to_dict
+    from darkaction.errors import ConfigError as CfgError
+    from darkaction.inference import Recognizer
+    from darkaction.models.build import build_model
+
+    cfg = load_config(None, ["sampling.T=8", "sampling.alpha=4", "augment.height=32", "augment.width=32",
+                             "model.backbone=r2plus1d_18", "model.width=0.125", "model.ig65m_midplanes=false",
+                             "model.head=tgap", "model.se=true", "model.se_kind=channel",
+                             "enhance.method=identity"])  # fmt: skip
+    model = build_model(cfg.model, 6, 8)
+    old = to_dict(cfg)
+    del old["model"]["se_kind"]
+    ckpt = {"state_dict": {f"model.{k}": v for k, v in model.state_dict().items()},
+            "darkaction": {"classes": list("abcdef"), "config": old}}  # fmt: skip
+    torch.save(ckpt, tmp_path / "old.ckpt")
+    rec = Recognizer.from_run(tmp_path / "old.ckpt")
+    assert rec.cfg.model.se_kind == "channel"
+    cfg.model.se_kind = "spatial"
+    with pytest.raises(CfgError, match="model.se_kind"):
+        build_model(cfg.model, 6, 8)

@@ -68,7 +68,9 @@ def _check(cfg) -> None:
             f"pretrain trains an R(2+1)D backbone under a TGAP head; got model.backbone={cfg.model.backbone}, "
             f"model.head={cfg.model.head} (configs/pretrain.yaml is the reference)"
         )
-    if cfg.model.pretrained or cfg.train.pretrain_epochs:
+    from darkaction.models.pretrained import pretrained_file
+
+    if pretrained_file(cfg.model.pretrained) or cfg.train.pretrain_epochs:
         raise ConfigError("pretrain starts from scratch: leave model.pretrained empty and train.pretrain_epochs at 0")
 
 

@@ -300,7 +300,8 @@ def _parse_hmdb51_all(split_dir: Path, root: Path, wanted: set[str]) -> Iterator
     """`split: all`: every clip the split files name (train, test and unused lines of all splits), each once, as
     training data (the paper adds all 1,420 clips of the six classes to ARID's training set)."""
     seen: set[str] = set()
-    for k in (1, 2, 3):
+    present = [k for k in (1, 2, 3) if any(split_dir.glob(f"*_test_split{k}.txt"))] or [1]
+    for k in present:  # every split file lists every clip of its class; read whichever splits are there
         for item in _parse_hmdb51(split_dir, root, k, wanted, keep_unused=True):
             if isinstance(item, Skipped):
                 yield item
@@ -430,6 +431,8 @@ def _parse_source(src, root: Path) -> Iterator[_Raw | Skipped]:
                 root,
             )
         wanted = {c.lower() for c in src.classes}
+        if str(src.split).lower() not in ("1", "2", "3", "all"):
+            raise DataError(f"data.source.split={src.split!r}: HMDB51 has splits 1, 2 and 3, or 'all' (every clip)")
         if str(src.split).lower() == "all":
             yield from _parse_hmdb51_all(split_dir, root, wanted)
         else:

@@ -67,7 +67,7 @@ def training_images(cfg: Config) -> list[np.ndarray]:
         if tc.frames_from == "cache":
             images += [np.array(cache.frames(records[v].video_id)[f]) for v, f in picks]
         else:  # the paper (Sec. 4.1): frames as recorded, decoded again at their source resolution
-            images += _source_frames([records[v].path for v, _ in picks], [f for _, f in picks])
+            images += _source_frames([records[v].path for v, _ in picks], [f for _, f in picks], tc.image_size)
     if tc.extra_images:
         folder = Path(tc.extra_images)
         if not folder.is_dir():
@@ -84,9 +84,10 @@ def training_images(cfg: Config) -> list[np.ndarray]:
     return images
 
 
-def _source_frames(paths: list[str], frames: list[int]) -> list[np.ndarray]:
-    """Frame `frames[i]` of video `paths[i]` at source resolution, each video decoded once (picks come grouped by
-    video, in order)."""
+def _source_frames(paths: list[str], frames: list[int], size: int) -> list[np.ndarray]:
+    """Frame `frames[i]` of video `paths[i]`, decoded at source resolution and resized to size x size as training
+    would (`_batch`), so memory holds training-size images only. Each video is decoded once, up to its last pick
+    (picks come grouped by video, in order: `uniform_frame_positions`)."""
     from darkaction.data.video import decode
 
     out: list[np.ndarray] = []
@@ -95,22 +96,22 @@ def _source_frames(paths: list[str], frames: list[int]) -> list[np.ndarray]:
         j = i
         while j < len(paths) and paths[j] == paths[i]:
             j += 1
-        video, _ = decode(paths[i], resize="none")
-        out += [np.array(video[min(f, len(video) - 1)]) for f in frames[i:j]]
+        video, _ = decode(paths[i], resize="none", max_frames=max(frames[i:j]) + 1)
+        picked = [video[min(f, len(video) - 1)] for f in frames[i:j]]
+        out += [_resized(im, size) for im in picked]
         i = j
     return out
 
 
+def _resized(im: np.ndarray, size: int) -> np.ndarray:
+    if im.shape[:2] == (size, size):
+        return np.array(im)
+    return cv2.resize(im, (size, size), interpolation=cv2.INTER_AREA if im.shape[0] > size else cv2.INTER_LINEAR)
+
+
 def _batch(images: list[np.ndarray], idx: np.ndarray, size: int) -> torch.Tensor:
     """Resize the picked images to size x size (official: plain resize, aspect not kept) -> float B,3,S,S in [0,1]."""
-    out = np.stack(
-        [
-            im
-            if im.shape[:2] == (size, size)
-            else cv2.resize(im, (size, size), interpolation=cv2.INTER_AREA if im.shape[0] > size else cv2.INTER_LINEAR)
-            for im in (images[i] for i in idx)
-        ]
-    )
+    out = np.stack([_resized(images[i], size) for i in idx])
     return torch.from_numpy(out).permute(0, 3, 1, 2).float().div_(255.0).contiguous()
 
 

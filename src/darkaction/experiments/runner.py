@@ -4,11 +4,13 @@
       -> <out>/table2.md, table2.csv, table2.png and per run <out>/runs/<config hash>/seed<k>/{run/, results.json}
 
 For every row and seed: resolve the config (`tables.py`), prepare the frame cache, train Zero-DCE when its weights are
-missing, enhance, compute optical flow when the row needs it, train, evaluate on the test split, and write
-`results.json`. A (row, seed) whose `results.json` exists is not run again, so an interrupted table resumes where it
-stopped; an interrupted training resumes from its last checkpoint. Rows with identical configs (the full method is in
-Tables 1-3) share one run directory. A row that cannot run (no EnlightenGAN file, no HMDB51 folder) is reported as
-"not run: <reason>"; one that crashes is "failed: <error>" (traceback in `error.txt`) and the other rows still run.
+missing, enhance, compute optical flow when the row needs it, train, evaluate (on the validation split when the
+config holds one out, the paper's 1,470 / 367, with the labelled test split beside it; else on the test split), and
+write `results.json`. A (row, seed) whose `results.json` exists is not run again, so an interrupted table resumes
+where it stopped; an interrupted training resumes from its last checkpoint. Rows with identical configs (the full
+method is in Tables 1-3) share one run directory. A row that cannot run (no EnlightenGAN file, no HMDB51 folder) is
+reported as "not run: <reason>"; one that crashes is "failed: <error>" (traceback in `error.txt`) and the other rows
+still run.
 
 Every stage is injectable (`Stages`), so the runner is tested without the real training.
 """
@@ -145,7 +147,23 @@ def run_key(cfg: Config) -> str:
     d["train"].pop("workers", None)
     d["cache"].pop("workers", None)
     d["synth"] = {}
-    return hashlib.sha256(yaml.safe_dump(d, sort_keys=True).encode()).hexdigest()[:12]
+    # only what differs from the defaults: a config field added later (at its default) keeps every key, so a table
+    # resumes instead of training all its rows again
+    return hashlib.sha256(yaml.safe_dump(_changed(d, to_dict(Config())), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _changed(d: dict, default: dict) -> dict:
+    """The entries of nested dict `d` whose values differ from `default`'s."""
+    out = {}
+    for k, v in d.items():
+        ref = default.get(k) if isinstance(default, dict) else None
+        if isinstance(v, dict) and isinstance(ref, dict):
+            sub = _changed(v, ref)
+            if sub:
+                out[k] = sub
+        elif k not in default or v != ref:
+            out[k] = v
+    return out
 
 
 @dataclass

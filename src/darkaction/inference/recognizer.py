@@ -158,8 +158,12 @@ class Recognizer:
         # to still exist (a run directory copied to another machine)
         cfg.model.pretrained = ""
         device = device or resolve_device(cfg.device)
-        model = build_model(cfg.model, len(classes), cfg.sampling.T)
         state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
+        if cfg.model.se:
+            # runs from before `se_kind` existed used channel SE (Conv3d gates); their configs do not say so
+            gates = [v for k, v in state.items() if k.endswith("se.fc1.weight")]
+            cfg.model.se_kind = "channel" if gates and gates[0].dim() == 5 else cfg.model.se_kind
+        model = build_model(cfg.model, len(classes), cfg.sampling.T)
         try:
             model.load_state_dict(state)
         except RuntimeError as e:

@@ -97,6 +97,14 @@ def build_model(cfg, num_classes: int, T: int) -> nn.Module:
     """
     _check_choice("backbone", cfg.backbone, BACKBONES)
     _check_choice("head", cfg.head, HEADS)
+    from darkaction.models.bert import TIME_NORMS, time_norm_choice
+    from darkaction.models.r2plus1d import SE_KINDS
+
+    _check_choice("se_kind", cfg.se_kind, SE_KINDS)
+    try:
+        time_norm_choice(cfg.time_norm)
+    except ValueError:
+        _check_choice("time_norm", str(cfg.time_norm), TIME_NORMS)
     if num_classes < 1:
         raise ConfigError(f"a classifier needs at least one class, got num_classes={num_classes}")
     if T < 1:

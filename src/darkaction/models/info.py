@@ -113,7 +113,8 @@ def model_info(cfg, num_classes: int | None = None, batch: int = 1, activations:
 def activation_memory(cfg, num_classes: int = 6) -> dict[str, float]:
     """MB per clip of the tensors a training forward saves for backward, in fp32 and in bf16 (every activation in
     bf16; autocast keeps a few in fp32, so it is a lower bound there). Counted on the meta device: each saved tensor
-    once, whatever how many backward functions hold it. Parameters, gradients and optimizer state come on top."""
+    once, whatever how many backward functions hold it, weights left out. Parameters, gradients and optimizer state
+    come on top; MRAN's training step runs two such forwards (source and target clips)."""
     from darkaction.models.build import build_model
 
     mcfg = dataclasses.replace(cfg.model, pretrained="")
@@ -126,7 +127,9 @@ def activation_memory(cfg, num_classes: int = 6) -> dict[str, float]:
         saved: dict[int, torch.Tensor] = {}
 
         def pack(t: torch.Tensor, saved=saved) -> torch.Tensor:
-            saved[id(t)] = t  # held, so an id is never reused while counting
+            weight = isinstance(t, nn.Parameter) or isinstance(getattr(t, "_base", None), nn.Parameter)
+            if not weight:  # weights are counted with the parameters, not as activations
+                saved[id(t)] = t  # held, so an id is never reused while counting
             return t
 
         x = torch.zeros(1, mcfg.in_channels, T, H, W, device="meta", dtype=dtype)
