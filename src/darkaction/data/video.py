@@ -35,7 +35,7 @@ def output_size(src_h: int, src_w: int, resize: str, height: int, width: int, sh
 
 
 def _resize_into(rgb: np.ndarray, size: tuple[int, int], dst: np.ndarray) -> None:
-    """Resize (as `_resize`) straight into `dst` (H,W,3), no intermediate array."""
+    """Resize (as `resize_frame`) straight into `dst` (H,W,3), no intermediate array."""
     h, w = size
     if rgb.shape[0] == h and rgb.shape[1] == w:
         dst[...] = rgb
@@ -43,7 +43,7 @@ def _resize_into(rgb: np.ndarray, size: tuple[int, int], dst: np.ndarray) -> Non
         cv2.resize(rgb, (w, h), dst=dst, interpolation=cv2.INTER_AREA)
 
 
-def _resize(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+def resize_frame(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     h, w = size
     if rgb.shape[0] == h and rgb.shape[1] == w:
         return rgb
@@ -193,7 +193,7 @@ def _decode_frame_folder(p: Path, resize: str, height: int, width: int, short_si
         if size is None:
             src_h, src_w = rgb.shape[:2]
             size = output_size(src_h, src_w, resize, height, width, short_side)
-        out.append(_resize(rgb, size))
+        out.append(resize_frame(rgb, size))
         i += 1
     if not out:
         raise DataError(f"{p}: no readable frames named {FRAME_PATTERN.format(1)}, {FRAME_PATTERN.format(2)}, ...")

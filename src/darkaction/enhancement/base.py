@@ -86,7 +86,12 @@ def read_state_dict(path: str | Path) -> dict:
 
 def load_weights(net: torch.nn.Module, path: str | Path) -> str:
     """Load `path` into `net` strictly; a mismatch is a DataError naming the file and the keys. Returns the hash."""
-    state = read_state_dict(path)
+    return load_state(net, read_state_dict(path), source=path)
+
+
+def load_state(net: torch.nn.Module, state: dict, source: str | Path = "weights") -> str:
+    """Load a state dict into `net` strictly (a mismatch is a DataError naming `source` and the keys), with denormal
+    floats flushed. Returns the hash of the state as given, which keys enhanced caches."""
     own = net.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
@@ -106,7 +111,7 @@ def load_weights(net: torch.nn.Module, path: str | Path) -> str:
         elif any("depth_conv" in k for k in own) and not any("depth_conv" in k for k in state):
             hint = " These look like Zero-DCE weights: set enhance.method=zero-dce."
         raise DataError(
-            f"{path}: weights do not fit {type(net).__name__}: {'; '.join(lines)}.{hint} "
+            f"{source}: weights do not fit {type(net).__name__}: {'; '.join(lines)}.{hint} "
             "Give weights saved from the same network (official key names e_conv1.weight ...)."
         )
     digest = state_dict_hash(state)  # of the file as given, so fingerprints (and enhanced caches) stay put

@@ -22,6 +22,35 @@ from darkaction.errors import DataError
 from darkaction.utils import file_sha256
 
 
+def load_torchscript(path: Path, device: str = "cpu"):
+    """A TorchScript file as a module in eval mode; a DataError saying what to give when it is something else."""
+    import torch
+
+    try:
+        model = torch.jit.load(str(path), map_location=device)
+    except Exception as e:  # a zip that is not TorchScript (e.g. a state-dict .pth): say what to give instead
+        raise DataError(
+            f"{path}: cannot load as TorchScript ({type(e).__name__}: {e}); a state-dict .pth is not enough, "
+            "save the whole model with torch.jit.save(torch.jit.script(model) or torch.jit.trace(model, x))"
+        ) from None
+    return model.eval()
+
+
+def load_onnx(path: Path):
+    """An ONNX file as an onnxruntime session on the CPU; a DataError when onnxruntime is missing or refuses it."""
+    try:
+        import onnxruntime
+    except ImportError:
+        raise DataError(
+            f"{path}: ONNX models need onnxruntime, which is not installed: `pip install onnxruntime` "
+            "(or pass a TorchScript .pt file instead)"
+        ) from None
+    try:
+        return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as e:
+        raise DataError(f"{path}: onnxruntime cannot load this model ({type(e).__name__}: {e})") from None
+
+
 class ExternalEnhancer(Enhancer):
     """uint8 frames N,H,W,3 -> uint8 N,H,W,3 through a TorchScript or ONNX model file, in batches."""
 
@@ -44,32 +73,7 @@ class ExternalEnhancer(Enhancer):
                 f"{self.path}: neither a TorchScript archive nor an .onnx file; save the model with torch.jit.save "
                 "or export it with torch.onnx.export"
             )
-        self._model = self._load_torchscript() if self.kind == "torchscript" else self._load_onnx()
-
-    def _load_torchscript(self):
-        import torch
-
-        try:
-            model = torch.jit.load(str(self.path), map_location=self.device)
-        except Exception as e:  # a zip that is not TorchScript (e.g. a state-dict .pth): say what to give instead
-            raise DataError(
-                f"{self.path}: cannot load as TorchScript ({type(e).__name__}: {e}); a state-dict .pth is not enough, "
-                "save the whole model with torch.jit.save(torch.jit.script(model) or torch.jit.trace(model, x))"
-            ) from None
-        return model.eval()
-
-    def _load_onnx(self):
-        try:
-            import onnxruntime
-        except ImportError:
-            raise DataError(
-                f"{self.path}: ONNX models need onnxruntime, which is not installed: `pip install onnxruntime` "
-                "(or pass a TorchScript .pt file instead)"
-            ) from None
-        try:
-            return onnxruntime.InferenceSession(str(self.path), providers=["CPUExecutionProvider"])
-        except Exception as e:
-            raise DataError(f"{self.path}: onnxruntime cannot load this model ({type(e).__name__}: {e})") from None
+        self._model = load_torchscript(self.path, device) if self.kind == "torchscript" else load_onnx(self.path)
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         """float32 N,3,H,W in [0, 1] -> float32 N,3,H,W."""

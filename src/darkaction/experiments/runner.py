@@ -226,8 +226,9 @@ def lacks_warm_up(cfg: Config) -> bool:
 def lacks_pretrained(cfg: Config) -> bool:
     """The preset's pretrained R(2+1)D backbone (`model.pretrained`, a file or "required") does not fit the row's
     backbone."""
-    given = str(cfg.model.pretrained or "").lower() not in ("", "none")
-    return given and cfg.model.backbone not in ("r2plus1d_18", "r2plus1d_34")
+    from darkaction.models.pretrained import names_weights
+
+    return names_weights(cfg.model.pretrained) and cfg.model.backbone not in ("r2plus1d_18", "r2plus1d_34")
 
 
 def _bright_synth(plan: Plan, stages: Stages) -> Path:

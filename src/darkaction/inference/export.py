@@ -149,15 +149,13 @@ class ExportedModel:
     """An exported classifier behind the interface `Recognizer` uses: forward_with_attention(x) -> (logits, att)."""
 
     def __init__(self, path: Path, fmt: str, outputs: list[str]) -> None:
+        from darkaction.enhancement.external import load_onnx, load_torchscript
+
         self.path, self.fmt, self.outputs = path, fmt, outputs
         if fmt == "onnx":
-            try:
-                import onnxruntime
-            except ImportError:
-                raise DataError(f"{path}: ONNX models need onnxruntime: pip install onnxruntime") from None
-            self.session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            self.session = load_onnx(path)
         else:
-            self.module = torch.jit.load(str(path), map_location="cpu").eval()
+            self.module = load_torchscript(path)
 
     def eval(self) -> ExportedModel:
         return self

@@ -76,16 +76,13 @@ def _run_config(run_dir: Path, ckpt_path: Path, info: dict):
 def _run_enhancer(cfg: Any, info: dict, ckpt_path: Path, device: str):
     """The enhancer the run's cache was made with: weights embedded in the checkpoint, else cfg.enhance.weights.
     None for the identity (no enhancement)."""
-    from darkaction.enhancement.base import CurveEnhancer, build_enhancer, build_network, state_dict_hash
-    from darkaction.utils import flush_denormals
+    from darkaction.enhancement.base import CurveEnhancer, build_enhancer, build_network, load_state
 
     e = cfg.enhance
     state = info.get("enhancer")
     if e.method in ("zero-dce", "zero-dce++") and isinstance(state, dict) and state:
         net = build_network(e.method, e.scale_factor if e.method == "zero-dce++" else 1)
-        digest = state_dict_hash(state)
-        flush_denormals(state)  # as enhancement.base.load_weights does: denormals slow fp32 convolutions
-        net.load_state_dict(state)
+        digest = load_state(net, state, source=f"{ckpt_path} (embedded enhancer)")
         return CurveEnhancer(net, e.method, digest, e.precision, e.batch_size, device, e.at)
     try:
         enhancer = build_enhancer(dataclasses.replace(cfg, device=device))
@@ -177,18 +174,14 @@ class Recognizer:
     def preprocess(self, frames: np.ndarray) -> np.ndarray:
         """Decoded frames uint8 (N,H,W,3) at any size -> the run's cache frames: resized and enhanced as the cache
         was (enhancement before or after resizing, `enhance.at`). -> uint8 (N,h,w,3)."""
-        import cv2
-
-        from darkaction.data.video import output_size
+        from darkaction.data.video import output_size, resize_frame
 
         c = self.cfg.cache
         frames = np.asarray(frames, dtype=np.uint8)
         h, w = output_size(frames.shape[1], frames.shape[2], c.resize, c.height, c.width, c.short_side)
 
-        def resize(x: np.ndarray) -> np.ndarray:
-            if x.shape[1:3] == (h, w):
-                return x
-            return np.stack([cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) for f in x])
+        def resize(x: np.ndarray) -> np.ndarray:  # exactly as `prepare` resized the cache
+            return x if x.shape[1:3] == (h, w) else np.stack([resize_frame(f, (h, w)) for f in x])
 
         if self.enhancer is None:
             return resize(frames)

@@ -41,11 +41,16 @@ IG65M_FILES = (
 )
 
 
+def names_weights(value: str) -> bool:
+    """Whether `model.pretrained` asks for weights (a file, or "required"), as opposed to "" / "none"."""
+    return str(value or "").strip().lower() not in ("", NO_WEIGHTS)
+
+
 def pretrained_file(value: str) -> str:
     """`model.pretrained` -> the weights file to load, or "" for none. "required" is a ConfigError that names the
     files that fit; "none" (or "") means from scratch."""
     value = str(value or "").strip()
-    if value.lower() in ("", NO_WEIGHTS):
+    if not names_weights(value):
         return ""
     if value.lower() == REQUIRED:
         files = "\n  ".join(IG65M_FILES)

@@ -270,7 +270,9 @@ def can_warm_up(cfg) -> bool:
 def pretrain_backbone(cfg, datamodule=None) -> Path:
     """Train (or finish, or reuse) the backbone warm-up run and return its last checkpoint, which `build_model`
     loads through `model.pretrained` (its `backbone.*` weights; the TGAP classifier is dropped)."""
-    if str(cfg.model.pretrained or "").lower() not in ("", "none"):
+    from darkaction.models.pretrained import names_weights
+
+    if names_weights(cfg.model.pretrained):
         raise ConfigError(
             f"train.pretrain_epochs={cfg.train.pretrain_epochs} warms up a backbone trained from scratch, but "
             f"model.pretrained={cfg.model.pretrained} already gives one; set one of them"
