@@ -82,3 +82,28 @@ def test_round_trip(tmp_path):
     save_config(cfg, tmp_path / "config.yaml")
     again = load_config(tmp_path / "config.yaml")
     assert again == cfg
+
+
+@pytest.mark.parametrize(
+    "override, field, valid",
+    [
+        ("model.head=bret", "model.head", "bert, tgap, mran"),
+        ("sampling.strategy=deltaa", "sampling.strategy", "delta, constant, length, variable, uniform, consecutive"),
+        ("data.source.format=arid", "data.source.format", "synth, arid-csv, arid-v1"),
+        ("train.optimizer=sgd", "train.optimizer", "ranger, adamw"),
+        ("augment.normalize=imagenet", "augment.normalize", "kinetics, arid, none, index, clip"),
+        ("enhance.method=retinex", "enhance.method", "zero-dce, zero-dce++, gamma, identity, external"),
+    ],
+)
+def test_an_invalid_choice_names_the_field_and_lists_the_valid_values_at_load(override, field, valid):
+    with pytest.raises(ConfigError) as e:
+        load_config(None, [override])
+    assert str(e.value).startswith(f"{field}: ") and valid in str(e.value)
+
+
+def test_choices_accept_their_values_and_numbers_or_auto_for_alpha():
+    cfg = load_config(None, ["sampling.test_strategy=", "sampling.alpha=auto", "model.time_norm=rms"])
+    assert cfg.sampling.test_strategy == "" and cfg.sampling.alpha == "auto" and cfg.model.time_norm == "rms"
+    assert load_config(None, ["sampling.alpha=4"]).sampling.alpha == 4.0
+    with pytest.raises(ConfigError, match="sampling.alpha"):
+        load_config(None, ["sampling.alpha=often"])

@@ -80,7 +80,14 @@ class FakeStages(Stages):
         c = json.loads((Path(run_dir) / "cfg.json").read_text())
         base = {"delta": 0.8, "constant": 0.6, "length": 0.7, "variable": 0.75, "consecutive": 0.5}[c["strategy"]]
         base -= 0.2 if c["backbone"] == "slowfast" else 0.0
-        return {"top1": base + 0.01 * c["seed"], "mean_class_acc": base, "n_test_videos": 12}
+        return {"top1": base + 0.01 * c["seed"], "mean_class_acc": base, "n_test_videos": 12,
+                "predictions": _predictions(round(base * 12))}  # fmt: skip
+
+
+def _predictions(n_right: int, n: int = 12) -> list[dict]:
+    """12 test videos of 4 groups, the first `n_right` predicted correctly."""
+    return [{"video_id": f"Walk_{k % 4}_{k}", "label": "walk", "pred": "walk" if k < n_right else "run",
+             "group": str(k % 4), "n_frames": 40 + k} for k in range(n)]  # fmt: skip
 
 
 def _data(tmp_path) -> Path:
@@ -102,12 +109,22 @@ def test_runner_writes_table_with_mean_std_and_resumes(tmp_path):
     assert [c for c in stages.calls if c[0] == "prepare"] == [("prepare", str(out / "prepared" / "main"))]
 
     md = (out / "table2.md").read_text()
-    assert "| Delta Sampling Strategy (Ours) | 80.50 ± 0.71 | 80.00 ± 0.00 | 2 | 90.46 |" in md
-    assert "reported" in md
+    # mean of the seeds' top-1 with a bootstrap interval of the per-video outcomes (10 of 12 right in each seed)
+    assert (
+        "| Delta Sampling Strategy (Ours) | 80.5 [" in md and "| 80.0, 81.0 | (reference) | 80.00 | 2 | 90.46 |" in md
+    )
+    # constant sampling: 7 of 12 right vs 10 of 12 on the same videos, paired: -25 points
+    assert "| Constant Sampling Rate |" in md and "| -25.0 [" in md
+    assert "reported" in md and "(12 videos)" in md
     with open(out / "table2.csv") as f:
         by_row = {r["row"]: r for r in csv.DictReader(f)}
     assert by_row["constant"]["measured_top1_mean"] == "60.5000"
     assert by_row["constant"]["paper_top1_reported"] == "80.93"
+    assert float(by_row["constant"]["diff_vs_full_method"]) == pytest.approx(-25.0)
+    assert float(by_row["constant"]["diff_ci_lo"]) < -25.0 < float(by_row["constant"]["diff_ci_hi"]) < 0
+    assert by_row["constant"]["n_test_videos"] == "12" and by_row["delta"]["diff_vs_full_method"] == ""
+    saved = json.loads((out / "table2.json").read_text())
+    assert saved["reference"] == "delta" and len(saved["rows"][0]["runs"][0]["predictions"]) == 12
     assert (out / "table2.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     # Resume: nothing is trained again; Table 3's delta row is Table 2's delta run (same config, same folder).
@@ -300,3 +317,41 @@ def test_csv_carries_the_split_and_the_test_csv_column(tmp_path):
         {"top1": 82.0, "mean_class_acc": 81.0, "split": "val", "test_top1": 72.0}])  # fmt: skip
     rows = list(csv_mod.DictReader(csv_text(TABLES[2], [row]).splitlines()))
     assert rows[0]["split"] == "val" and float(rows[0]["measured_test_csv_top1_mean"]) == 71.0
+
+
+def _noop(cfg):
+    return None
+
+
+def _train_recording_process(cfg, resume):
+    """A picklable training stage for the process pool: records which process trained and its torch threads."""
+    import os
+
+    run = Path(cfg.run_dir)
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "who.json").write_text(json.dumps({"pid": os.getpid(), "threads": torch.get_num_threads(),
+                                              "strategy": cfg.sampling.strategy, "seed": cfg.seed}))  # fmt: skip
+    return run
+
+
+def _evaluate_from_record(run_dir, split="test"):
+    c = json.loads((Path(run_dir) / "who.json").read_text())
+    base = {"delta": 0.75, "constant": 0.5}[c["strategy"]]
+    return {"top1": base, "mean_class_acc": base, "n_test_videos": 12, "predictions": _predictions(round(base * 12))}
+
+
+def test_parallel_jobs_train_in_one_thread_processes_and_match_the_serial_table(tmp_path):
+    import os
+
+    stages = Stages(prepare=_noop, enhance=_noop, flow=_noop, train=_train_recording_process,
+                    evaluate=_evaluate_from_record)  # fmt: skip
+    kw = dict(data=_data(tmp_path), seeds=2, overrides=TINY, stages=stages, progress=False, rows=["delta", "constant"])
+    par = experiment(2, out=tmp_path / "par", jobs=2, **kw)
+    who = [json.loads(p.read_text()) for p in (tmp_path / "par" / "runs").glob("*/seed*/run/who.json")]
+    assert len(who) == 4 and all(w["threads"] == 1 and w["pid"] != os.getpid() for w in who)
+    ser = experiment(2, out=tmp_path / "ser", jobs=1, **kw)
+    strip = lambda rows: [(r.key, r.status, [(x["seed"], x["top1"], x["predictions"]) for x in r.runs]) for r in rows]  # noqa: E731
+    assert strip(par["rows"]) == strip(ser["rows"])
+    assert [x["seed"] for x in par["rows"][0].runs] == [0, 1]
+    with pytest.raises(ConfigError, match="--jobs"):
+        experiment(2, out=tmp_path / "bad", jobs=0, **kw)

@@ -16,7 +16,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -25,12 +25,22 @@ from darkaction.errors import ConfigError
 # ARID 1.1 track-1 classes in ARID id order (ids 5..10); the synthetic dataset uses the same names.
 TRACK1_CLASSES = ["Run", "Sit", "Stand", "Turn", "Walk", "Wave"]
 
+# Choices: a value outside its Literal is a ConfigError at load time that names the key and lists the valid values.
+# The modules that act on a choice take their list from here (typing.get_args), so it is written once.
+SourceFormat = Literal["synth", "arid-csv", "arid-v1", "hmdb51", "folders", "list", "frames-list"]
+Strategy = Literal["delta", "constant", "length", "variable", "uniform", "consecutive"]
+StrategyOrSame = Literal["", "delta", "constant", "length", "variable", "uniform", "consecutive"]  # "" = as above
+Normalize = Literal["kinetics", "arid", "none", "index", "clip"]
+BlankMode = Literal["black", "zero"]
+SEKind = Literal["temporal", "channel"]
+TimeNorm = Literal["none", "l2", "rms"]
+
 
 @dataclass
 class DataSource:
     """Where videos and their split lists are. `format` picks the parser in `darkaction.data.index`."""
 
-    format: str = "synth"  # synth | arid-csv | arid-v1 | hmdb51 | folders | list | frames-list
+    format: SourceFormat = "synth"
     root: str = "data/synth"  # videos (or frame folders) live under this folder; list paths may not escape it
     train_list: str = ""  # split list / CSV for training (relative to root or absolute); "" = format default
     test_list: str = ""  # split list / CSV for testing; "" = format default
@@ -55,7 +65,7 @@ class DataConfig:
 
 @dataclass
 class CacheConfig:
-    resize: str = "fixed"  # fixed: exactly height x width (paper: 112x112) | short_side: keep aspect ratio
+    resize: Literal["fixed", "short_side"] = "fixed"  # fixed: exactly height x width (paper 112) | keep aspect
     height: int = 112
     width: int = 112
     short_side: int = 128
@@ -80,7 +90,8 @@ class SynthConfig:
     figure_scale: float = 1.0  # multiplies the figure's size (and limb thickness) in the picture; 1 = standing ~0.46 H
     noise: float = 1.0  # scales shot and read noise; 0 = clean
     crf: int = 23  # H.264 quality
-    # which named profile these settings came from (`synth --profile`: default | arid | arid-val | pretrain)
+    # which named profile these settings came from (`synth --profile`: default | arid | arid-tables | arid-val |
+    # pretrain)
     profile: str = "default"
     test_reps: int = 0  # clips per (class, test group); 0 = reps
     figure_height: list[float] = field(default_factory=list)  # [lo, hi] standing height / frame height per group
@@ -109,6 +120,14 @@ SYNTH_PROFILES: dict[str, dict] = {
         "brightness": [4.5, 55.0], "dark_fraction": 0.2, "figure_height": [0.35, 0.7],
         "action_fraction": [0.35, 0.75], "noise": 1.0, "crf": 23, "figure_scale": 1.0,
     },
+    # `arid` with 15 unseen test groups (360 test videos) for tables with statistical power (issue 14): the clips are
+    # keyed by (seed, class, group, take), so its training clips and first 5 test groups are arid's own
+    "arid-tables": {
+        "seed": 0, "width": 320, "height": 240, "fps": 30, "min_frames": 33, "max_frames": 225,
+        "train_groups": 16, "test_groups": 15, "reps": 3, "test_reps": 4,
+        "brightness": [4.5, 55.0], "dark_fraction": 0.2, "figure_height": [0.35, 0.7],
+        "action_fraction": [0.35, 0.75], "noise": 1.0, "crf": 23, "figure_scale": 1.0,
+    },
     "arid-val": {
         "seed": 101, "width": 320, "height": 240, "fps": 30, "min_frames": 33, "max_frames": 225,
         "train_groups": 16, "test_groups": 5, "reps": 3, "test_reps": 4,
@@ -132,7 +151,7 @@ class DCETrainConfig:
 
     n_frames: int = 2500  # frames sampled uniformly from the training videos
     # cache: those frames as cached (resized) | source: decoded again at their recorded resolution (the paper)
-    frames_from: str = "cache"
+    frames_from: Literal["cache", "source"] = "cache"
     extra_images: str = ""  # folder of extra images of varied illumination (paper: 2,000)
     image_size: int = 256
     epochs: int = 100
@@ -146,19 +165,19 @@ class DCETrainConfig:
     w_exp: float = 10.0
     exposure: float = 0.6
     exposure_patch: int = 16
-    loss_form: str = "code"  # code: as the official implementation | paper: the paper's written forms
+    loss_form: Literal["code", "paper"] = "code"  # code: as the official implementation | paper: as written
     seed: int = 0
     out: str = ""  # where weights go ("" = <prepared>/enhancers/zero-dce)
 
 
 @dataclass
 class EnhanceConfig:
-    method: str = "zero-dce"  # zero-dce | zero-dce++ | gamma | identity | external
+    method: Literal["zero-dce", "zero-dce++", "gamma", "identity", "external"] = "zero-dce"
     weights: str = ""  # local weights file; "" = train one with `enhance train` first
     gamma: float = 0.5  # gamma-correction baseline: out = in ** gamma
     scale_factor: int = 1  # Zero-DCE++: estimate curves on an input downscaled by this factor
-    at: str = "cache"  # cache: enhance the resized frames | source: enhance at source resolution, then resize
-    precision: str = "auto"  # auto | fp32 | bf16
+    at: Literal["cache", "source"] = "cache"  # cache: the resized frames | source: at source resolution, then resize
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
     batch_size: int = 32
     external: str = ""  # ONNX / TorchScript model file for method=external (e.g. EnlightenGAN)
     train: DCETrainConfig = field(default_factory=DCETrainConfig)
@@ -166,19 +185,19 @@ class EnhanceConfig:
 
 @dataclass
 class SamplingConfig:
-    strategy: str = "delta"  # delta | constant | length | variable | uniform | consecutive
+    strategy: Strategy = "delta"
     T: int = 64
     beta: float = 0.0
     gamma: float = 1.5
     # the maximum sampling rate; auto = N_max / T over the training split, rounded up to 0.1, so that no training
     # clip is cropped (ARID at T=64: 3.6; the paper's fixed 4 also crops none); the run's config records the value
-    alpha: float | str = "auto"
+    alpha: float | Literal["auto"] = "auto"
     n_min: int = 0  # 0 = from the training index
     n_max: int = 0  # 0 = from the training index
-    test_strategy: str = ""  # "" = same as strategy
+    test_strategy: StrategyOrSame = ""
     test_views: int = 5  # views averaged per test video (paper: 5 sets of (delta, P1, P2))
     view_seed: int = 0
-    blank: str = "black"  # black: blank frames are black before normalisation | zero: zero after it
+    blank: BlankMode = "black"  # black: blank frames are black before normalisation | zero: zero after it
 
 
 @dataclass
@@ -192,15 +211,15 @@ class AugmentConfig:
     # factor in [low, high], so a class's apparent speed does not follow its training videos' lengths (delta
     # sampling's rate grows with N; a factor below 1 crops a window, above 1 adds padding; alpha still caps it)
     rate_scale: list[float] = field(default_factory=lambda: [1.0, 1.0])
-    normalize: str = "kinetics"  # kinetics | arid | index | clip | none
+    normalize: Normalize = "kinetics"
     mean: list[float] = field(default_factory=list)  # overrides `normalize` when set
     std: list[float] = field(default_factory=list)
 
 
 @dataclass
 class ModelConfig:
-    backbone: str = "r2plus1d_34"  # r2plus1d_18 | r2plus1d_34 | slowfast | efficientnet_b0
-    head: str = "bert"  # bert | tgap | mran
+    backbone: Literal["r2plus1d_18", "r2plus1d_34", "slowfast", "efficientnet_b0"] = "r2plus1d_34"
+    head: Literal["bert", "tgap", "mran"] = "bert"
     ig65m_midplanes: bool = True  # IG65M's Caffe2 mid-channel counts (paper weights); False = torchvision's rule
     width: float = 1.0  # channel multiplier (1.0 = 64..512); smaller for CPU-sized models
     # R(2+1)D strides over time of layers 2-4 (paper: 2,2,2 -> T/8 BERT tokens); 1s keep the head's >= 8 time steps
@@ -208,7 +227,7 @@ class ModelConfig:
     temporal_strides: list[int] = field(default_factory=lambda: [2, 2, 2])
     se: bool = False  # squeeze-excitation (reduction 16) after every block's second conv (Table 2 baseline)
     # temporal: attention along time, the paper's SE row (a gate per time step) | channel: Hu et al.'s channel SE
-    se_kind: str = "temporal"
+    se_kind: SEKind = "temporal"
     in_channels: int = 3  # 3 = RGB, 5 = RGB + 2 optical-flow channels
     # local torchvision / IG65M state dict (fc is replaced, an RGB stem inflated for 5 channels); "" or "none" = from
     # scratch; "required" = refuse to start without one (configs/paper.yaml)
@@ -225,7 +244,7 @@ class ModelConfig:
     cls_dropout: float = 0.8  # before the classifier, BERT and TGAP heads
     # before BERT: none (what the reference feeds) | l2 (each time step's vector) | rms (each channel over time);
     # models/bert.py says which is which
-    time_norm: str = "none"
+    time_norm: TimeNorm = "none"
     mran_weight: float = 1.0  # scale of the CMMD loss (times the lambda schedule)
     # SlowFast (Table 2 baseline; `width` scales it too): the slow pathway sees every alpha-th frame, the fast one
     # all T frames with beta times the channels (SlowFast paper: alpha 8, beta 1/8); basic-block ResNet depth 18 | 34
@@ -240,15 +259,15 @@ class TrainConfig:
     epochs: int = 300
     batch_size: int = 2
     accumulate: int = 1
-    loss: str = "focal"  # focal | ce
+    loss: Literal["focal", "ce"] = "focal"
     focal_gamma: float = 2.0
     focal_alpha: list[float] = field(default_factory=list)  # per-class weights; [] = none
-    optimizer: str = "ranger"  # ranger | adamw
+    optimizer: Literal["ranger", "adamw"] = "ranger"
     lr: float = 1e-3
     weight_decay: float = 0.0
     lookahead_k: int = 6
     lookahead_alpha: float = 0.5
-    scheduler: str = "onecycle"  # onecycle | plateau | none
+    scheduler: Literal["onecycle", "plateau", "none"] = "onecycle"
     pct_start: float = 0.3
     precision: str = "auto"  # auto (bf16 where faster) | 32 | bf16-mixed | 16-mixed
     accelerator: str = "auto"
@@ -271,14 +290,14 @@ class TrainConfig:
 @dataclass
 class EvalConfig:
     views: int = 5
-    strategy: str = ""  # "" = sampling.test_strategy or sampling.strategy
+    strategy: StrategyOrSame = ""  # "" = sampling.test_strategy or sampling.strategy
     batch_size: int = 1  # videos per forward pass (each brings `views` clips)
-    split: str = "test"  # test | val | train
+    split: Literal["test", "val", "train"] = "test"
 
 
 @dataclass
 class ExperimentConfig:
-    preset: str = "cpu"  # cpu | paper
+    preset: Literal["cpu", "paper"] = "cpu"
     seeds: int = 1
     out: str = "runs/experiments"
 
@@ -346,6 +365,13 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             except ConfigError:
                 continue
         return _coerce(value, args[-1], where)
+    if origin is Literal:
+        allowed = typing.get_args(tp)
+        for a in allowed:  # YAML may give 1 for "1"; the choice is compared as written
+            if value == a or (value is not None and not isinstance(value, (dict, list)) and str(value) == str(a)):
+                return a
+        shown = ", ".join(repr(a) if a == "" else str(a) for a in allowed)
+        raise ConfigError(f"{where}: {value!r} is not a valid choice; choose one of: {shown}")
     if tp is Any:
         return value
     if tp is bool:

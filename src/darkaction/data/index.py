@@ -31,6 +31,7 @@ test lists) to the train split; the validation split is drawn from the main sour
 
 from __future__ import annotations
 
+import typing
 import csv
 import dataclasses
 import os
@@ -42,6 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
+from darkaction.config import SourceFormat
 from darkaction.errors import DataError
 
 # ARID v1 ids 0..10 (mapping_table.txt); ARID 1.1 track 1 uses ids 5..10 of the same table.
@@ -54,7 +56,7 @@ HMDB51_CLASSES = (
 ).split()
 VIDEO_EXTS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".wmv")
 SPLITS = ("train", "val", "test")
-FORMATS = ("synth", "arid-csv", "arid-v1", "hmdb51", "folders", "list", "frames-list")
+FORMATS = typing.get_args(SourceFormat)
 TRACK1_HEADER = ["VideoID", "Video", "ClassID"]
 
 _ARID_NAME = re.compile(r"^(?P<cls>[A-Za-z]+)_(?P<group>\d+)_(?P<k>\d+)$")

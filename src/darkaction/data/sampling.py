@@ -37,6 +37,7 @@ Rounding of the padded-rate samplers (delta, constant, variable), given a rate S
 
 from __future__ import annotations
 
+import typing
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -44,9 +45,10 @@ from typing import Any
 
 import numpy as np
 
+from darkaction.config import Strategy
 from darkaction.errors import ConfigError
 
-STRATEGIES = ("delta", "constant", "length", "variable", "uniform", "consecutive")
+STRATEGIES = typing.get_args(Strategy)
 PARAM_NAMES = ("beta", "gamma", "alpha", "n_min", "n_max", "rate_scale")
 MIN_RATE = 1e-6  # floor for a rate that a negative delta pushed to <= 0
 _EPS = 1e-9  # tolerance so that N/S = 64.0000000001 (float noise) still counts as fitting into 64 slots

@@ -37,6 +37,7 @@ then divided by FLOW_DIVISOR. Blank frames have zero flow.
 
 from __future__ import annotations
 
+import typing
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -45,6 +46,7 @@ import cv2
 import numpy as np
 import torch
 
+from darkaction.config import BlankMode
 from darkaction.data.flow import decode_flow
 from darkaction.errors import ConfigError, DataError
 
@@ -57,7 +59,7 @@ NORMALIZE_MODES = (*NORM_STATS, "index", "clip")
 # Per-clip standardisation never divides by less than this std (in [0, 1] units): a black or flat clip is not
 # blown up into amplified noise.
 MIN_CLIP_STD = 4.0 / 255.0
-BLANK_MODES = ("black", "zero")
+BLANK_MODES = typing.get_args(BlankMode)
 # Flow in pixels is divided by this so a typical motion of a few pixels lands near the +-1 spread of normalised RGB.
 FLOW_DIVISOR = 4.0
 

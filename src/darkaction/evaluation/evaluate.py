@@ -98,7 +98,14 @@ def evaluate(
         "checkpoint": str(ckpt_path),
         "seconds": round(seconds, 2),
         "predictions": [
-            {"video_id": r.video_id, "label": classes[int(t)], "pred": classes[int(p.argmax())], "prob": float(p.max())}
+            {
+                "video_id": r.video_id,
+                "label": classes[int(t)],
+                "pred": classes[int(p.argmax())],
+                "prob": float(p.max()),
+                "group": r.group,
+                "n_frames": r.n_frames,
+            }  # fmt: skip
             for r, t, p in zip(records, y, average_views(view_probs))
         ],
     }

@@ -1,7 +1,11 @@
-"""Write a measured table: markdown, CSV and a bar chart, the paper's numbers only in their own column / bars.
+"""Write a measured table: markdown, CSV, JSON and a bar chart, the paper's numbers only in their own column / bars.
 
-write_table(table, row_results, out_dir, preset="cpu", seeds=2, notes=[...])
-  -> {"md": <out>/table2.md, "csv": <out>/table2.csv, "png": <out>/table2.png}
+write_table(table, row_results, out_dir, preset="cpu", seeds=3, notes=[...])
+  -> {"md": <out>/table2.md, "csv": <out>/table2.csv, "json": <out>/table2.json, "png": <out>/table2.png}
+
+Each row: per-seed top-1, the mean with a 95 % interval (bootstrap over seeds and test recording groups), and the
+paired difference from the table's full-method row on the same videos and seeds, with its interval and p-value
+(experiments/compare.py). The JSON keeps every run's per-video predictions for `experiment claims`.
 """
 
 from __future__ import annotations
@@ -10,7 +14,8 @@ import csv
 import io
 from pathlib import Path
 
-from darkaction.utils import atomic_write_bytes, atomic_write_text
+from darkaction.experiments.compare import interval, outcomes, paired
+from darkaction.utils import atomic_write_bytes, atomic_write_text, write_json
 
 CSV_FIELDS = [
     "table",
@@ -19,6 +24,13 @@ CSV_FIELDS = [
     "status",
     "measured_top1_mean",
     "measured_top1_std",
+    "measured_top1_ci_lo",
+    "measured_top1_ci_hi",
+    "diff_vs_full_method",
+    "diff_ci_lo",
+    "diff_ci_hi",
+    "diff_p",
+    "n_test_videos",
     "measured_mean_class_acc",
     "split",
     "measured_test_csv_top1_mean",
@@ -30,19 +42,55 @@ CSV_FIELDS = [
 ]
 
 
+def row_stats(table, results: list) -> dict[str, dict]:
+    """Per row key: "ci" (95 % interval of the mean top-1, percent) and "diff" (paired difference from the table's
+    full-method row, points, with "lo", "hi", "p", "n", "seeds"); absent where runs lack per-video predictions."""
+    outs = {r.key: outcomes(r.runs) if r.status == "ok" else None for r in results}
+    ref = outs.get(getattr(table, "reference", ""))
+    stats: dict[str, dict] = {}
+    for r in results:
+        o = outs[r.key]
+        if o is None:
+            stats[r.key] = {}
+            continue
+        lo, hi = interval(o)
+        entry: dict = {"ci": (100 * lo, 100 * hi), "n": len(o.videos)}
+        if ref is not None and r.key != table.reference:
+            d = paired(o, ref)
+            if d is not None:
+                entry["diff"] = {**d, **{k: 100 * d[k] for k in ("diff", "lo", "hi")}}
+        stats[r.key] = entry
+    return stats
+
+
 def _fmt(mean: float | None, std: float | None) -> str:
     if mean is None:
         return "-"
     return f"{mean:.2f} ± {std:.2f}" if std is not None else f"{mean:.2f}"
 
 
-def _measured_cell(r) -> str:
+def _measured_cell(r, st: dict) -> str:
     if r.status != "ok":
         return f"{r.status}: {r.reason}".replace("|", "\\|")
-    return _fmt(r.mean("top1"), r.std("top1"))
+    mean = r.mean("top1")
+    if mean is None:
+        return "-"
+    if "ci" in st:
+        return f"{mean:.1f} [{st['ci'][0]:.1f}, {st['ci'][1]:.1f}]"
+    return _fmt(mean, r.std("top1"))
 
 
-def markdown(table, results: list, preset: str, seeds: int, notes: list[str]) -> str:
+def _diff_cell(st: dict, is_reference: bool) -> str:
+    if is_reference:
+        return "(reference)"
+    d = st.get("diff")
+    if not d:
+        return "-"
+    return f"{d['diff']:+.1f} [{d['lo']:+.1f}, {d['hi']:+.1f}], p = {d['p']:.3f}"
+
+
+def markdown(table, results: list, preset: str, seeds: int, notes: list[str], stats: dict | None = None) -> str:
+    stats = stats if stats is not None else row_stats(table, results)
     lines = [f"# Table {table.number}: {table.title}", ""]
     splits = {run.get("split", "test") for r in results for run in r.runs}
     where = {
@@ -51,10 +99,19 @@ def markdown(table, results: list, preset: str, seeds: int, notes: list[str]) ->
         "so it is an optimistic number)",
         frozenset({"test"}): "the test split",
     }.get(frozenset(splits), "the validation split for some seeds and the test split for others (see the CSV)")
+    n_videos = sorted({st["n"] for st in stats.values() if "n" in st})
+    count = f" ({', '.join(map(str, n_videos))} videos)" if n_videos else ""
+    ref = next((r.name for r in results if r.key == getattr(table, "reference", "")), None)
     lines.append(
-        f"Measured: preset `{preset}`, {seeds} seed(s) per row, top-1 accuracy (%) on {where} with the "
-        "configured test views averaged; mean ± std over seeds (std needs >= 2 seeds)."
+        f"Measured: preset `{preset}`, {seeds} seed(s) per row, top-1 accuracy (%) on {where}{count} with the "
+        "configured test views averaged: the mean over seeds with its 95 % interval [bootstrap over seeds and whole "
+        "test recording groups], and the per-seed values."
     )
+    if ref:
+        lines.append(
+            f"Difference from the full method ({ref}): the paired difference in points on the same test videos and "
+            "seeds, its 95 % bootstrap interval and the two-sided sign-flip permutation p-value over test groups."
+        )
     has_test = any(run.get("test_top1") is not None for r in results for run in r.runs)
     if has_test:
         lines.append("The labelled test CSV's top-1 is beside it, in its own column.")
@@ -64,41 +121,56 @@ def markdown(table, results: list, preset: str, seeds: int, notes: list[str]) ->
     lines += [""] + [f"- {n}" for n in notes] + ([""] if notes else [])
     test_head = " Measured top-1 on the test CSV (%) |" if has_test else ""
     lines.append(
-        f"| Method | Measured top-1 (%) | Measured mean class acc. (%) |{test_head} Seeds run | "
-        "Paper top-1 (%, reported) |"
+        f"| Method | Measured top-1 (%) [95 % CI] | Per seed | Difference from the full method | "
+        f"Measured mean class acc. (%) |{test_head} Seeds run | Paper top-1 (%, reported) |"
     )
-    lines.append("|---|---|---|" + ("---|" if has_test else "") + "---|---|")
+    lines.append("|---|---|---|---|---|" + ("---|" if has_test else "") + "---|---|")
     for r in results:
-        cls = _fmt(r.mean("mean_class_acc"), r.std("mean_class_acc")) if r.status == "ok" else "-"
+        st = stats.get(r.key, {})
+        cls = _fmt(r.mean("mean_class_acc"), None) if r.status == "ok" else "-"
+        per_seed = ", ".join(f"{run['top1']:.1f}" for run in r.runs if run.get("top1") is not None) or "-"
+        diff = _diff_cell(st, r.key == getattr(table, "reference", "")) if r.status == "ok" else "-"
         test = ""
         if has_test:
             test = f" {_fmt(r.mean('test_top1'), r.std('test_top1')) if r.status == 'ok' else '-'} |"
-        lines.append(f"| {r.name} | {_measured_cell(r)} | {cls} |{test} {len(r.runs)} | {r.paper:.2f} |")
+        lines.append(
+            f"| {r.name} | {_measured_cell(r, st)} | {per_seed} | {diff} | {cls} |{test} {len(r.runs)} | "
+            f"{r.paper:.2f} |"
+        )
     runs = [(r.key, run.get("seed"), run.get("run_dir")) for r in results for run in r.runs]
     if runs:
         lines += ["", "Runs:", ""] + [f"- `{k}` seed {s}: `{d}`" for k, s, d in runs]
     return "\n".join(lines) + "\n"
 
 
-def csv_text(table, results: list) -> str:
+def csv_text(table, results: list, stats: dict | None = None) -> str:
+    stats = stats if stats is not None else row_stats(table, results)
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
     w.writeheader()
+    num = lambda x: "" if x is None else f"{x:.4f}"  # noqa: E731
     for r in results:
-        mean, std = r.mean("top1"), r.std("top1")
-        cls = r.mean("mean_class_acc")
+        st = stats.get(r.key, {})
+        ci, diff = st.get("ci", (None, None)), st.get("diff", {})
         w.writerow(
             {
                 "table": table.number,
                 "row": r.key,
                 "method": r.name,
                 "status": r.status,
-                "measured_top1_mean": "" if mean is None else f"{mean:.4f}",
-                "measured_top1_std": "" if std is None else f"{std:.4f}",
-                "measured_mean_class_acc": "" if cls is None else f"{cls:.4f}",
+                "measured_top1_mean": num(r.mean("top1")),
+                "measured_top1_std": num(r.std("top1")),
+                "measured_top1_ci_lo": num(ci[0]),
+                "measured_top1_ci_hi": num(ci[1]),
+                "diff_vs_full_method": num(diff.get("diff")),
+                "diff_ci_lo": num(diff.get("lo")),
+                "diff_ci_hi": num(diff.get("hi")),
+                "diff_p": num(diff.get("p")),
+                "n_test_videos": st.get("n", ""),
+                "measured_mean_class_acc": num(r.mean("mean_class_acc")),
                 "split": ";".join(sorted({run.get("split", "test") for run in r.runs})),
-                "measured_test_csv_top1_mean": "" if r.mean("test_top1") is None else f"{r.mean('test_top1'):.4f}",
-                "measured_test_csv_top1_std": "" if r.std("test_top1") is None else f"{r.std('test_top1'):.4f}",
+                "measured_test_csv_top1_mean": num(r.mean("test_top1")),
+                "measured_test_csv_top1_std": num(r.std("test_top1")),
                 "n_seeds": len(r.runs),
                 "seeds_top1": ";".join(f"{run['top1']:.4f}" for run in r.runs if run.get("top1") is not None),
                 "paper_top1_reported": f"{r.paper:.2f}",
@@ -108,27 +180,38 @@ def csv_text(table, results: list) -> str:
     return buf.getvalue()
 
 
-def bar_chart(table, results: list, preset: str) -> bytes:
-    """PNG bytes: per row a measured bar (mean, std error bar) beside a hatched grey bar of the paper's number."""
+def bar_chart(table, results: list, preset: str, stats: dict | None = None) -> bytes:
+    """PNG bytes: per row a measured bar (mean, error bar = its 95 % interval, or the std over seeds when the runs
+    have no per-video predictions) beside a hatched grey bar of the paper's number."""
     import numpy as np
 
     from darkaction.utils import figure
 
+    stats = stats if stats is not None else row_stats(table, results)
     x = np.arange(len(results))
     width = 0.38
     fig, ax = figure(1, 1, figsize=(max(5.0, 1.5 * len(results) + 1.5), 4.2), dpi=110)
     measured = [r.mean("top1") if r.status == "ok" else None for r in results]
-    errs = [r.std("top1") or 0.0 for r in results]
     heights = [m if m is not None else 0.0 for m in measured]
-    ax.bar(x - width / 2, heights, width, yerr=errs, capsize=3, color="tab:blue", label=f"measured ({preset})")
+    lower, upper = [], []
+    for r, m in zip(results, measured):
+        ci = stats.get(r.key, {}).get("ci")
+        if m is not None and ci:
+            lower.append(max(0.0, m - ci[0]))
+            upper.append(max(0.0, ci[1] - m))
+        else:
+            lower.append(r.std("top1") or 0.0)
+            upper.append(r.std("top1") or 0.0)
+    label = f"measured ({preset}), 95 % CI" if any(s.get("ci") for s in stats.values()) else f"measured ({preset})"
+    ax.bar(x - width / 2, heights, width, yerr=[lower, upper], capsize=3, color="tab:blue", label=label)
     ax.bar(x + width / 2, [r.paper for r in results], width, color="lightgrey", hatch="//", edgecolor="grey",
            label="paper (reported)")  # fmt: skip
     for i, (m, r) in enumerate(zip(measured, results)):
         text = f"{m:.1f}" if m is not None else r.status
-        ax.text(i - width / 2, (m or 0.0) + 1.0, text, ha="center", va="bottom", fontsize=7, rotation=90)
+        ax.text(i - width / 2, (m or 0.0) + upper[i] + 1.0, text, ha="center", va="bottom", fontsize=7, rotation=90)
     ax.set_xticks(x, [r.name for r in results], rotation=20, ha="right", fontsize=8)
     ax.set_ylabel("top-1 accuracy (%)")
-    ax.set_ylim(0, 110)
+    ax.set_ylim(0, 115)
     ax.set_title(f"Table {table.number}: {table.title}", fontsize=9)
     ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
@@ -137,11 +220,36 @@ def bar_chart(table, results: list, preset: str) -> bytes:
     return buf.getvalue()
 
 
+def table_record(table, results: list, preset: str, seeds: int, stats: dict) -> dict:
+    """Everything measured for the table, per-video predictions included (what `experiment claims` reads)."""
+    return {
+        "table": table.number,
+        "title": table.title,
+        "reference": getattr(table, "reference", ""),
+        "preset": preset,
+        "seeds": seeds,
+        "rows": [
+            {
+                "key": r.key,
+                "name": r.name,
+                "paper": r.paper,
+                "status": r.status,
+                "reason": r.reason,
+                "stats": stats.get(r.key, {}),
+                "runs": r.runs,
+            }  # fmt: skip
+            for r in results
+        ],
+    }
+
+
 def write_table(table, results: list, out: Path, preset: str, seeds: int, notes: list[str]) -> dict[str, Path]:
     out = Path(out)
     stem = out / f"table{table.number}"
+    stats = row_stats(table, results)
     return {
-        "md": atomic_write_text(stem.with_suffix(".md"), markdown(table, results, preset, seeds, notes)),
-        "csv": atomic_write_text(stem.with_suffix(".csv"), csv_text(table, results)),
-        "png": atomic_write_bytes(stem.with_suffix(".png"), bar_chart(table, results, preset)),
+        "md": atomic_write_text(stem.with_suffix(".md"), markdown(table, results, preset, seeds, notes, stats)),
+        "csv": atomic_write_text(stem.with_suffix(".csv"), csv_text(table, results, stats)),
+        "json": write_json(stem.with_suffix(".json"), table_record(table, results, preset, seeds, stats)),
+        "png": atomic_write_bytes(stem.with_suffix(".png"), bar_chart(table, results, preset, stats)),
     }

@@ -30,14 +30,17 @@ Which one the paper preset should use is a measurement the project has not made 
 from __future__ import annotations
 
 import math
+import typing
 
 import torch
 from torch import nn
 
+from darkaction.config import TimeNorm
+
 REFERENCE_HIDDEN = 512  # the reference head's width, for which the init below is BERT's N(0, 0.02)
 
 
-TIME_NORMS = ("none", "l2", "rms")
+TIME_NORMS = typing.get_args(TimeNorm)
 
 
 def time_norm_choice(value: str | bool) -> str:

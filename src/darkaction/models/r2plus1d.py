@@ -28,10 +28,13 @@ variant adds `layerL.B.se.*`, which pretrained files do not have (reported as mi
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Sequence
 
 import torch
 from torch import nn
+
+from darkaction.config import SEKind
 
 DEPTHS: dict[int, tuple[int, int, int, int]] = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3)}
 BASE_CHANNELS = (64, 128, 256, 512)
@@ -151,7 +154,7 @@ class TemporalExcitation3d(nn.Module):
         return x * self.gate(x)
 
 
-SE_KINDS = ("temporal", "channel")
+SE_KINDS = typing.get_args(SEKind)
 
 
 def squeeze_excitation(kind: bool | str, channels: int) -> nn.Module | None:

@@ -1,0 +1,203 @@
+"""Training-step throughput of each shipped preset's model, against plain eager fp32 timed in the same run.
+
+    python benchmarks/bench_train.py                       # demo and cpu presets, every variant, 2 threads
+    python benchmarks/bench_train.py --quick               # smoke run: the demo model, 3 timed steps
+    python benchmarks/bench_train.py --presets paper       # the paper model (64x112x112 R(2+1)D-34 + BERT, batch 2)
+    python benchmarks/bench_train.py --procs 2             # + one-thread processes side by side (experiment --jobs)
+
+A step is what training does per batch: forward, focal loss, backward, Ranger step, on a batch of the preset's size
+and input shape (random data: the data path is not timed here). Variants: `eager` (fp32, contiguous: the baseline),
+`cl` (channels_last_3d), `bf16` (autocast; only fast with native bf16, AVX-512 BF16 / AMX), `compile` (torch.compile,
+inductor; its compile time is reported apart). Variants are interleaved after a warm-up, the best and the median of
+the timed steps are kept, and the fp32 and bf16 GEMM peaks are measured in the same run: compare ratios, not seconds.
+`--procs N` runs the eager step in N processes of one thread each at once and reports their summed clips/s against
+one process with all threads: what `darkaction experiment --jobs N` gains. Writes runs/bench/train.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from darkaction.config import load_config
+from darkaction.models.build import build_model
+from darkaction.training.losses import build_loss
+from darkaction.training.optim import build_optimizer
+from darkaction.utils import packaged_path, write_json
+
+PRESETS = {"demo": "demo.yaml", "cpu": "cpu.yaml", "paper": "paper.yaml"}
+VARIANTS = ("eager", "cl", "bf16", "compile")
+
+
+def preset_shape(name: str, batch: int | None, overrides: tuple[str, ...] = ()) -> tuple[object, tuple[int, ...]]:
+    cfg = load_config(packaged_path(f"configs/{PRESETS[name]}"), ["model.pretrained=none", *overrides])
+    h = cfg.augment.height or cfg.cache.height
+    w = cfg.augment.width or cfg.cache.width
+    b = batch or (2 if name == "paper" else cfg.train.batch_size)
+    return cfg, (b, cfg.model.in_channels, cfg.sampling.T, h, w)
+
+
+def gemm_peak(dtype: torch.dtype, n: int = 1024, repeats: int = 3) -> float:
+    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+    a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    return 2 * n**3 / best
+
+
+def _timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def step_flops(cfg, shape) -> float:
+    with torch.device("meta"):
+        model = build_model(cfg.model, 6, shape[2])
+    model.train()
+    with FlopCounterMode(display=False) as counter:
+        model(torch.zeros(shape, device="meta")).sum().backward()
+    return float(counter.get_total_flops())
+
+
+class Step:
+    """One training step of a fresh model (seed 0) in one variant."""
+
+    def __init__(self, cfg, shape, variant: str):
+        torch.manual_seed(0)
+        self.model = build_model(cfg.model, 6, shape[2]).train()
+        self.fmt = torch.channels_last_3d if variant == "cl" else torch.contiguous_format
+        if variant == "cl":
+            self.model = self.model.to(memory_format=torch.channels_last_3d)
+        self.forward = torch.compile(self.model) if variant == "compile" else self.model
+        self.bf16 = variant == "bf16"
+        self.loss = build_loss(cfg.train.loss, cfg.train.focal_gamma)
+        self.opt = build_optimizer(cfg.train.optimizer, self.model.parameters(), cfg.train)
+        g = torch.Generator().manual_seed(1)
+        self.x = torch.randn(shape, generator=g).contiguous(memory_format=self.fmt)
+        self.y = torch.randint(0, 6, (shape[0],), generator=g)
+
+    def __call__(self) -> None:
+        self.opt.zero_grad(set_to_none=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+            out = self.forward(self.x)
+        self.loss(out.float(), self.y).backward()
+        self.opt.step()
+
+
+def bench_preset(name: str, variants: list[str], steps: int, batch: int | None, overrides=()) -> list[dict]:
+    cfg, shape = preset_shape(name, batch, overrides)
+    flops = step_flops(cfg, shape)
+    runs, compile_s = {}, {}
+    for v in variants:
+        runs[v] = Step(cfg, shape, v)
+        t = time.perf_counter()
+        runs[v]()  # warm-up: oneDNN picks kernels, the allocator grows, inductor compiles
+        if v == "compile":
+            compile_s[v] = time.perf_counter() - t
+    times: dict[str, list[float]] = {v: [] for v in variants}
+    for _ in range(steps):  # interleaved: a burst of load from elsewhere hits every variant alike
+        for v in variants:
+            times[v].append(_timed(runs[v]))
+    base = min(times["eager"]) if "eager" in times else None
+    rows = []
+    for v in variants:
+        best, med = min(times[v]), statistics.median(times[v])
+        rows.append({"preset": name, "variant": v, "shape": list(shape), "gflop_per_step": flops / 1e9,
+                     "best_s": best, "median_s": med, "clips_per_s": shape[0] / best,
+                     "gflops_per_s": flops / best / 1e9,
+                     "speedup_vs_eager": base / best if base else None, "compile_s": compile_s.get(v),
+                     "all_s": times[v]})  # fmt: skip
+    return rows
+
+
+def _proc_worker(name: str, batch: int | None, steps: int, overrides, start, queue) -> None:
+    torch.set_num_threads(1)
+    cfg, shape = preset_shape(name, batch, overrides)
+    step = Step(cfg, shape, "eager")
+    step()
+    start.wait()  # every process starts timing together
+    t = time.perf_counter()
+    for _ in range(steps):
+        step()
+    queue.put(steps * shape[0] / (time.perf_counter() - t))
+
+
+def bench_procs(name: str, procs: int, steps: int, batch: int | None, overrides=()) -> dict:
+    """Summed clips/s of `procs` one-thread processes running the eager step at once, and one process with every
+    thread over the same number of steps."""
+    ctx = mp.get_context("spawn")
+    start, queue = ctx.Barrier(procs), ctx.Queue()
+    ps = [ctx.Process(target=_proc_worker, args=(name, batch, steps, overrides, start, queue)) for _ in range(procs)]
+    for p in ps:
+        p.start()
+    rates = [queue.get() for _ in ps]
+    for p in ps:
+        p.join()
+    cfg, shape = preset_shape(name, batch, overrides)
+    step = Step(cfg, shape, "eager")
+    step()
+    t = time.perf_counter()
+    for _ in range(steps):
+        step()
+    one = steps * shape[0] / (time.perf_counter() - t)
+    return {"preset": name, "procs": procs, "clips_per_s_procs": sum(rates), "per_proc": rates,
+            "clips_per_s_one_process": one, "threads_one_process": torch.get_num_threads(),
+            "gain": sum(rates) / one}  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--presets", nargs="+", default=["demo", "cpu"], choices=list(PRESETS))
+    ap.add_argument("--variants", nargs="+", default=["eager", "cl", "bf16"], choices=VARIANTS)
+    ap.add_argument("--steps", type=int, default=8, help="timed steps per variant (after one warm-up)")
+    ap.add_argument("--batch", type=int, help="batch size (default: the preset's; paper: 2)")
+    ap.add_argument("--procs", type=int, default=0, help="also time N one-thread processes side by side")
+    ap.add_argument("--set", dest="overrides", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="config overrides for every preset, e.g. augment.height=32 augment.width=32")  # fmt: skip
+    ap.add_argument("--quick", action="store_true", help="smoke run: the demo model, eager and cl, 3 steps")
+    ap.add_argument("--out", default="runs/bench/train.json")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.presets, args.variants, args.steps = ["demo"], ["eager", "cl"], 3
+    peaks = {"fp32": gemm_peak(torch.float32), "bf16": gemm_peak(torch.bfloat16)}
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}"
+          f", native bf16: {torch.ops.mkldnn._is_mkldnn_bf16_supported()}; GEMM 1024^3: fp32 "
+          f"{peaks['fp32'] / 1e9:.0f} GFLOP/s, bf16 {peaks['bf16'] / 1e9:.0f} GFLOP/s", flush=True)  # fmt: skip
+    print(f"{'preset':<7}{'variant':>9}{'GFLOP/step':>11}{'best s':>8}{'median s':>9}{'clips/s':>8}{'GFLOP/s':>8}"
+          f"{'of fp32 pk':>11}{'of bf16 pk':>11}{'vs eager':>9}")  # fmt: skip
+    rows = []
+    for name in args.presets:
+        for r in bench_preset(name, args.variants, args.steps, args.batch, tuple(args.overrides)):
+            r["of_fp32_peak"] = r["gflops_per_s"] * 1e9 / peaks["fp32"]
+            r["of_bf16_peak"] = r["gflops_per_s"] * 1e9 / peaks["bf16"]
+            rows.append(r)
+            extra = f"  (compile {r['compile_s']:.0f} s)" if r["compile_s"] else ""
+            print(f"{name:<7}{r['variant']:>9}{r['gflop_per_step']:>11.1f}{r['best_s']:>8.3f}{r['median_s']:>9.3f}"
+                  f"{r['clips_per_s']:>8.1f}{r['gflops_per_s']:>8.0f}{r['of_fp32_peak']:>11.0%}{r['of_bf16_peak']:>11.0%}"
+                  f"{r['speedup_vs_eager']:>8.2f}x{extra}", flush=True)  # fmt: skip
+    procs = []
+    if args.procs > 1:
+        for name in args.presets:
+            p = bench_procs(name, args.procs, args.steps, args.batch, tuple(args.overrides))
+            procs.append(p)
+            print(f"{name}: {args.procs} one-thread processes {p['clips_per_s_procs']:.1f} clips/s in total vs one "
+                  f"process of {p['threads_one_process']} threads {p['clips_per_s_one_process']:.1f}: "
+                  f"{p['gain']:.2f}x", flush=True)  # fmt: skip
+    out = Path(args.out)
+    write_json(out, {"overrides": args.overrides, "torch": torch.__version__, "threads": torch.get_num_threads(),
+                     "cpu": platform.processor(),
+                     "cores": os.cpu_count(), "peaks": peaks, "rows": rows, "procs": procs})  # fmt: skip
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
