@@ -202,3 +202,27 @@ def test_module_view_probs_are_per_view_softmax():
     probs = lit.view_probs(clip)
     assert probs.shape == (2, 5, 3)
     assert torch.allclose(probs.sum(-1), torch.ones(2, 5))
+
+
+def test_loggers_are_configurable_and_metrics_csv_is_always_written(tmp_path):
+    run = train(_cfg(tmp_path, "plain", epochs=1, loggers="[]"), model=TinyNet(), datamodule=StandInData())
+    assert (run / "metrics.csv").is_file() and not (run / "tb").exists()
+    with pytest.raises(ConfigError, match="train.loggers"):
+        _cfg(tmp_path, "bad", loggers="[comet]")
+    import importlib.util
+
+    if importlib.util.find_spec("wandb") is None:
+        with pytest.raises(ConfigError, match="pip install wandb"):
+            train(_cfg(tmp_path, "wb", epochs=1, loggers="[wandb]"), model=TinyNet(), datamodule=StandInData())
+        assert not (tmp_path / "wb" / "checkpoints").exists()  # refused before any training
+
+
+def test_train_is_a_short_composition_of_named_steps():
+    import inspect
+
+    from darkaction.training import run
+
+    body = inspect.getsource(run.train).split('"""')[-1]
+    assert len([line for line in body.splitlines() if line.strip()]) <= 15
+    for step in ("check_run", "pretrain_backbone", "build_datamodule", "record_run_config", "build_trainer", "fit"):
+        assert f"{step}(" in body

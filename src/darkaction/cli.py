@@ -31,10 +31,13 @@ def _config_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _load(args: argparse.Namespace, extra: list[str] | None = None):
+def _load(args: argparse.Namespace, flags: dict | None = None):
+    """The config file, then --set, then the command's own flags ({"dotted.key": value}; None and False = not
+    given), which set fields directly: no value is turned back into a string."""
     from darkaction.config import load_config
 
-    return load_config(args.config, list(args.overrides) + list(extra or []))
+    given = [(k, v) for k, v in (flags or {}).items() if v is not None and v is not False]
+    return load_config(args.config, [*args.overrides, *given])
 
 
 # ---------------------------------------------------------------------------------------------- subcommands
@@ -64,16 +67,8 @@ def _add_synth(sub) -> None:
 
 
 def _run_synth(args: argparse.Namespace) -> int:
-    extra = [f"synth.profile={args.profile}"] if args.profile else []
-    if args.out:
-        extra.append(f"synth.out={args.out}")
-    if args.seed is not None:
-        extra.append(f"synth.seed={args.seed}")
-    if args.preview:
-        extra.append("synth.preview=true")
-    if args.workers is not None:
-        extra.append(f"synth.workers={args.workers}")
-    cfg = _load(args, extra)
+    cfg = _load(args, {"synth.profile": args.profile or None, "synth.out": args.out or None, "synth.seed": args.seed,
+                       "synth.preview": args.preview, "synth.workers": args.workers})  # fmt: skip
     from darkaction.data.synthetic import synth
 
     out = synth(cfg.synth)
@@ -95,12 +90,7 @@ def _add_prepare(sub) -> None:
 
 
 def _run_prepare(args: argparse.Namespace) -> int:
-    extra = []
-    if args.strict:
-        extra.append("cache.strict=true")
-    if args.workers is not None:
-        extra.append(f"cache.workers={args.workers}")
-    cfg = _load(args, extra)
+    cfg = _load(args, {"cache.strict": args.strict, "cache.workers": args.workers})
     from darkaction.data.prepare import prepare
     from darkaction.utils import read_json
 
@@ -166,17 +156,15 @@ def _add_enhance(sub) -> None:
     im.set_defaults(func=_run_enhance_image)
 
 
-def _enhance_overrides(args: argparse.Namespace) -> list[str]:
-    extra = []
-    if getattr(args, "method", None):
-        extra.append(f"enhance.method={args.method}")
-    if getattr(args, "weights", None):
-        extra.append(f"enhance.weights={args.weights}")
-    return extra
+def _enhance_flags(args: argparse.Namespace) -> dict:
+    return {
+        "enhance.method": getattr(args, "method", None) or None,
+        "enhance.weights": getattr(args, "weights", None) or None,
+    }
 
 
 def _run_enhance(args: argparse.Namespace) -> int:
-    cfg = _load(args, _enhance_overrides(args))
+    cfg = _load(args, _enhance_flags(args))
     from darkaction.enhancement.run import enhance, preview
 
     out = enhance(cfg)
@@ -188,12 +176,9 @@ def _run_enhance(args: argparse.Namespace) -> int:
 
 
 def _run_enhance_train(args: argparse.Namespace) -> int:
-    extra = _enhance_overrides(args)
-    if args.epochs is not None:
-        extra.append(f"enhance.train.epochs={args.epochs}")
-    if args.out:
-        extra.append(f"enhance.train.out={args.out}")
-    cfg = _load(args, extra)
+    cfg = _load(
+        args, {**_enhance_flags(args), "enhance.train.epochs": args.epochs, "enhance.train.out": args.out or None}
+    )
     from darkaction.enhancement.train import enhance_train
 
     path = enhance_train(cfg)
@@ -230,12 +215,7 @@ def _add_sample(sub) -> None:
 
 
 def _run_sample(args: argparse.Namespace) -> int:
-    extra = []
-    if args.strategy:
-        extra.append(f"sampling.strategy={args.strategy}")
-    if args.T is not None:
-        extra.append(f"sampling.T={args.T}")
-    cfg = _load(args, extra)
+    cfg = _load(args, {"sampling.strategy": args.strategy or None, "sampling.T": args.T})
     import numpy as np
 
     from darkaction.data.sampling import film_strip, resolve_alpha, sample_views, sampler_params
@@ -308,12 +288,7 @@ def _add_train(sub) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    extra = []
-    if args.devices:
-        extra.append(f"train.devices='{args.devices}'")
-    if args.num_nodes:
-        extra.append(f"train.num_nodes={args.num_nodes}")
-    cfg = _load(args, extra)
+    cfg = _load(args, {"train.devices": args.devices or None, "train.num_nodes": args.num_nodes or None})
     from darkaction.training.run import train
 
     run_dir = train(cfg, resume=args.resume)

@@ -218,7 +218,10 @@ class AugmentConfig:
 
 @dataclass
 class ModelConfig:
-    backbone: Literal["r2plus1d_18", "r2plus1d_34", "slowfast", "efficientnet_b0"] = "r2plus1d_34"
+    # c3d | resnext101_3d | squeezenet_3d: Figure 1's comparison networks, with their own classifiers (no `head`)
+    backbone: Literal[
+        "r2plus1d_18", "r2plus1d_34", "slowfast", "efficientnet_b0", "c3d", "resnext101_3d", "squeezenet_3d"
+    ] = "r2plus1d_34"
     head: Literal["bert", "tgap", "mran"] = "bert"
     ig65m_midplanes: bool = True  # IG65M's Caffe2 mid-channel counts (paper weights); False = torchvision's rule
     width: float = 1.0  # channel multiplier (1.0 = 64..512); smaller for CPU-sized models
@@ -281,6 +284,9 @@ class TrainConfig:
     check_val_every: int = 1
     progress: bool = True
     precise_bn: int = 200  # clips over which BN statistics are recomputed exactly each epoch (0 = off)
+    # loggers besides metrics.csv (always written: curves, report and resume read it); wandb runs offline into the
+    # run directory, mlflow logs to MLFLOW_TRACKING_URI or ./mlruns; both need their package installed
+    loggers: list[Literal["csv", "tensorboard", "wandb", "mlflow"]] = field(default_factory=lambda: ["tensorboard"])
     # Backbone warm-up when no pretrained weights are given: first train the backbone with a TGAP head for this many
     # epochs (into <run>/pretrain), then train the configured model from it. A stand-in for the paper's IG65M
     # pretraining on CPU-sized from-scratch runs, where a BERT head learns far more slowly than a TGAP head.
@@ -420,12 +426,16 @@ def to_dict(cfg: Any) -> dict:
     return dataclasses.asdict(cfg)
 
 
-def apply_override(data: dict, override: str) -> None:
-    """Apply one `a.b.c=value` override to a plain dict (the value is parsed as YAML)."""
-    if "=" not in override:
+def apply_override(data: dict, override: Change) -> None:
+    """Apply one `a.b.c=value` override (the value parsed as YAML) or ("a.b.c", value) pair to a plain dict."""
+    if isinstance(override, tuple):
+        dotted, value = override
+    elif "=" not in override:
         raise ConfigError(f"override '{override}' must look like section.key=value (e.g. train.epochs=3)")
-    dotted, raw = override.split("=", 1)
-    keys = dotted.strip().split(".")
+    else:
+        dotted, raw = override.split("=", 1)
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    keys = str(dotted).strip().split(".")
     node_cls: Any = Config
     node = data
     for i, key in enumerate(keys):
@@ -436,7 +446,7 @@ def apply_override(data: dict, override: str) -> None:
             raise ConfigError(f"unknown config key '{where}'{_suggest(key, names, prefix)}")
         tp = _hints(node_cls)[key]
         if i == len(keys) - 1:
-            node[key] = yaml.safe_load(raw) if raw.strip() else ""
+            node[key] = _plain(value)
         else:
             if not dataclasses.is_dataclass(tp):
                 raise ConfigError(f"'{'.'.join(keys[: i + 1])}' is a value, not a section")
@@ -447,8 +457,13 @@ def apply_override(data: dict, override: str) -> None:
             node_cls = tp
 
 
-def load_config(path: str | os.PathLike | None = None, overrides: list[str] | None = None) -> Config:
-    """Load a YAML config (or the defaults when `path` is None) and apply dotted overrides."""
+Change = str | tuple[str, Any]  # "section.key=yaml value" (a command line's --set) or ("section.key", value)
+
+
+def load_config(path: str | os.PathLike | None = None, overrides: list[Change] | None = None) -> Config:
+    """Load a YAML config (or the defaults when `path` is None) and apply dotted overrides in order: strings as the
+    command line gives them (`train.epochs=3`, the value parsed as YAML), or (`"train.epochs"`, 3) pairs whose value
+    is used as it is (code sets fields this way; no quoting). Every value is type-checked as the file's are."""
     data: dict = {}
     if path is not None:
         p = Path(path)
@@ -464,6 +479,15 @@ def load_config(path: str | os.PathLike | None = None, overrides: list[str] | No
         apply_override(data, ov)
     _expand_synth_profile(data)
     return config_from_dict(data)
+
+
+def _plain(value: Any) -> Any:
+    """A value set from code, as YAML would hold it: dataclasses become dicts (e.g. a DataSource in a list)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
 
 
 def _expand_synth_profile(data: dict) -> None:

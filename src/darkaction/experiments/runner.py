@@ -29,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from darkaction.config import Config, SynthConfig, load_config, to_dict
+from darkaction.config import Change, Config, DataSource, SynthConfig, load_config, to_dict
 from darkaction.errors import ConfigError, DataError
 from darkaction.experiments.tables import BRIGHT_SYNTH, PRESET_EXTRAS, PRESET_FILES, Row, Table, get_table, select_rows
 from darkaction.utils import read_json, write_json
@@ -137,10 +137,6 @@ def preset_file(preset: str) -> Path:
     return path
 
 
-def _yaml_value(obj: Any) -> str:
-    return yaml.safe_dump(obj, default_flow_style=True, width=10_000).strip()
-
-
 def run_key(cfg: Config) -> str:
     """12 hex of the sha256 of everything that decides a run's result (not its name, folder or worker counts)."""
     d = to_dict(cfg)
@@ -178,31 +174,33 @@ class Plan:
     data: Path
     extra: Path | None
     config: str | None
-    overrides: list[str]
+    overrides: list[Change]
     notes: list[str] = field(default_factory=list)
 
-    def data_overrides(self, row: Row) -> list[str]:
+    def data_overrides(self, row: Row) -> list[tuple[str, Any]]:
         fmt = "synth" if self.preset == "cpu" else None
-        ov = [f"data.source.root={self.data}"] + ([f"data.source.format={fmt}"] if fmt else [])
+        ov: list[tuple[str, Any]] = [("data.source.root", str(self.data))]
+        ov += [("data.source.format", fmt)] if fmt else []
         if row.extra_data and self.extra is not None:
             if self.preset == "cpu":
-                src = {"format": "folders", "root": str(self.extra)}
+                src = DataSource(format="folders", root=str(self.extra))
             else:
                 # every clip of the six classes (1,420 in HMDB51), as the paper adds them to ARID's training set
-                src = {"format": "hmdb51", "root": str(self.extra), "classes": HMDB_CLASSES, "split": "all"}
-            ov.append(f"data.extra_train={_yaml_value([src])}")
-            ov.append(f"data.prepared={self.out / 'prepared' / 'with-extra'}")
+                src = DataSource(format="hmdb51", root=str(self.extra), classes=list(HMDB_CLASSES), split="all")
+            ov.append(("data.extra_train", [src]))
+            ov.append(("data.prepared", str(self.out / "prepared" / "with-extra")))
         else:
-            ov.append(f"data.prepared={self.out / 'prepared' / 'main'}")
+            ov.append(("data.prepared", str(self.out / "prepared" / "main")))
         # one enhancer for every table, trained on the main data's frames only (as the paper trains it on ARID)
-        ov.append(f"enhance.train.out={self.out / 'enhancers'}")
+        ov.append(("enhance.train.out", str(self.out / "enhancers")))
         return ov
 
     def loaded(self, row: Row, seed: int) -> Config:
-        """The row's config as the preset, the row and the user's overrides give it."""
+        """The row's config as the preset, the row and the user's overrides give it (in that order; the data
+        folders last)."""
         base = self.config or str(preset_file(self.preset))
         ov = [*PRESET_EXTRAS.get(self.preset, ()), *row.overrides, *self.overrides, *self.data_overrides(row)]
-        ov += [f"seed={seed}", f"train.seed={seed}", f"experiment.preset={self.preset}"]
+        ov += [("seed", seed), ("train.seed", seed), ("experiment.preset", self.preset)]
         return load_config(base, ov)
 
     def config_for(self, row: Row, seed: int) -> Config:
@@ -452,7 +450,7 @@ def experiment(
     out: str | Path = "runs/experiments",
     rows: list[str] | None = None,
     config: str | None = None,
-    overrides: list[str] | None = None,
+    overrides: list[Change] | None = None,
     extra: str | Path | None = None,
     stages: Stages | None = None,
     progress: bool = True,

@@ -15,6 +15,7 @@ Choices the paper leaves open, stated here once:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,7 @@ class Row:
     key: str
     name: str
     paper: float
-    overrides: tuple[str, ...] = ()
+    overrides: tuple[tuple[str, Any], ...] = ()  # (dotted config key, value) pairs
     extra_data: bool = False  # trains with the additional (HMDB51 / bright synthetic) domain
     flow: bool = False  # needs the optical-flow cache
     external: bool = False  # needs a user-supplied enhancer model file (enhance.external)
@@ -46,17 +47,22 @@ class Table:
 
 
 # The full method (Zero-DCE + delta sampling + R(2+1)D-BERT): every table's reference row.
-FULL = ("enhance.method=zero-dce", "sampling.strategy=delta", "model.head=bert", "model.in_channels=3")
-CONSECUTIVE = ("sampling.strategy=consecutive", "sampling.test_strategy=consecutive")
+FULL = (
+    ("enhance.method", "zero-dce"),
+    ("sampling.strategy", "delta"),
+    ("model.head", "bert"),
+    ("model.in_channels", 3),
+)
+CONSECUTIVE = (("sampling.strategy", "consecutive"), ("sampling.test_strategy", "consecutive"))
 
 TABLES: dict[int, Table] = {
     1: Table(
         1,
         "Comparison of different methods of enhancing brightness of low-light images",
         (
-            Row("none", "No Enhancement Baseline", 87.48, (*FULL, "enhance.method=identity")),
-            Row("gamma", "Gamma Image Correction", 84.62, (*FULL, "enhance.method=gamma")),
-            Row("enlightengan", "Enlighten GAN", 87.50, (*FULL, "enhance.method=external"), external=True),
+            Row("none", "No Enhancement Baseline", 87.48, (*FULL, ("enhance.method", "identity"))),
+            Row("gamma", "Gamma Image Correction", 84.62, (*FULL, ("enhance.method", "gamma"))),
+            Row("enlightengan", "Enlighten GAN", 87.50, (*FULL, ("enhance.method", "external")), external=True),
             Row("zero-dce", "Zero-DCE Enhanced Images", 90.46, FULL),
         ),
         "EnlightenGAN runs through the external-enhancer adapter: pass an exported model with "
@@ -67,11 +73,11 @@ TABLES: dict[int, Table] = {
         2,
         "Comparison of different methods of sampling frames in videos",
         (
-            Row("slowfast", "Slow-Fast Network", 44.40, (*FULL, *CONSECUTIVE, "model.backbone=slowfast")),
-            Row("se", "Squeeze Excitation Module", 70.78, (*FULL, *CONSECUTIVE, "model.se=true")),
-            Row("constant", "Constant Sampling Rate", 80.93, (*FULL, "sampling.strategy=constant")),
-            Row("length", "Length Adjusted Sampling Rate", 85.29, (*FULL, "sampling.strategy=length")),
-            Row("variable", "Variable Sampling Rate", 88.28, (*FULL, "sampling.strategy=variable")),
+            Row("slowfast", "Slow-Fast Network", 44.40, (*FULL, *CONSECUTIVE, ("model.backbone", "slowfast"))),
+            Row("se", "Squeeze Excitation Module", 70.78, (*FULL, *CONSECUTIVE, ("model.se", True))),
+            Row("constant", "Constant Sampling Rate", 80.93, (*FULL, ("sampling.strategy", "constant"))),
+            Row("length", "Length Adjusted Sampling Rate", 85.29, (*FULL, ("sampling.strategy", "length"))),
+            Row("variable", "Variable Sampling Rate", 88.28, (*FULL, ("sampling.strategy", "variable"))),
             Row("delta", "Delta Sampling Strategy (Ours)", 90.46, FULL),
         ),
         "SlowFast and SE use consecutive-frame clips (the reference implementation's sampling).",
@@ -81,9 +87,9 @@ TABLES: dict[int, Table] = {
         3,
         "Comparison of different network architectures on action recognition accuracy",
         (
-            Row("tgap", "R(2+1)D TGAP", 82.74, (*FULL, "model.head=tgap")),
-            Row("efficientnet", "Efficient-Net BERT", 64.12, (*FULL, "model.backbone=efficientnet_b0")),
-            Row("flow", "R(2+1)D-BERT with Optical Flow", 67.89, (*FULL, "model.in_channels=5"), flow=True),
+            Row("tgap", "R(2+1)D TGAP", 82.74, (*FULL, ("model.head", "tgap"))),
+            Row("efficientnet", "Efficient-Net BERT", 64.12, (*FULL, ("model.backbone", "efficientnet_b0"))),
+            Row("flow", "R(2+1)D-BERT with Optical Flow", 67.89, (*FULL, ("model.in_channels", 5)), flow=True),
             Row("delta", "Delta Sampling Resnet-BERT", 90.46, FULL),
         ),
         "Optical flow: OpenCV Farneback on the enhanced frames, 3 RGB + 2 flow channels.",
@@ -94,7 +100,7 @@ TABLES: dict[int, Table] = {
         "Comparison of Multi-Representation adaptation network and fully supervised training",
         (
             Row("supervised", "HMDB-51 + ARID - Fully Supervised", 93.73, FULL, extra_data=True),
-            Row("mran", "HMDB-51 + ARID - MRAN", 90.37, (*FULL, "model.head=mran"), extra_data=True),
+            Row("mran", "HMDB-51 + ARID - MRAN", 90.37, (*FULL, ("model.head", "mran")), extra_data=True),
         ),
         "",
         "supervised",
@@ -102,23 +108,23 @@ TABLES: dict[int, Table] = {
 }
 
 # Per-preset extras applied before a row's overrides: sizes of the baselines at that scale.
-PRESET_EXTRAS: dict[str, tuple[str, ...]] = {
-    "paper": ("model.slowfast_depth=34", "model.slowfast_alpha=8", "model.slowfast_beta=0.125"),
+PRESET_EXTRAS: dict[str, tuple[tuple[str, Any], ...]] = {
+    "paper": (("model.slowfast_depth", 34), ("model.slowfast_alpha", 8), ("model.slowfast_beta", 0.125)),
     # cpu: SlowFast with 4 slow frames of the 16, ResNet-18 depth; EfficientNet at width 0.25 like the R(2+1)D.
     # The table preset is configs/cpu.yaml made cheaper so that 13 rows x 3 seeds fit a working session (issue 14):
     # 32x32 crops of a 40x40 cache (a third of the FLOPs of 56x56) and 20 epochs; the paper's structure stays (T=16
     # with 8 BERT time steps, alpha auto, the pretrained backbone); and 360 test videos of 15 unseen recording
     # groups (`synth.profile: arid-tables`) when the runner renders the data itself. Cost per row: docs/results.md.
     "cpu": (
-        "model.slowfast_depth=18",
-        "model.slowfast_alpha=4",
-        "model.slowfast_beta=0.125",
-        "synth.profile=arid-tables",
-        "cache.height=40",
-        "cache.width=40",
-        "augment.height=32",
-        "augment.width=32",
-        "train.epochs=20",
+        ("model.slowfast_depth", 18),
+        ("model.slowfast_alpha", 4),
+        ("model.slowfast_beta", 0.125),
+        ("synth.profile", "arid-tables"),
+        ("cache.height", 40),
+        ("cache.width", 40),
+        ("augment.height", 32),
+        ("augment.width", 32),
+        ("train.epochs", 20),
     ),
 }
 

@@ -4,8 +4,9 @@
     logits = model(clips)                 # (B, C, T, H, W) -> (B, 6)
     model.head.attention                  # (B, T') CLS attention over time after a BERT-head forward, else None
 
-Backbones: r2plus1d_18 | r2plus1d_34 (this package), slowfast, efficientnet_b0 (their own modules). Heads: bert | tgap
-for R(2+1)D; mran builds the R(2+1)D + BERT + MRAN model of `mran.py`.
+Backbones: r2plus1d_18 | r2plus1d_34 (this package), slowfast, efficientnet_b0, and Figure 1's comparison networks
+c3d, resnext101_3d, squeezenet_3d (their own modules, each with its own classifier: `model.head` does not apply).
+Heads: bert | tgap for R(2+1)D; mran builds the R(2+1)D + BERT + MRAN model of `mran.py`.
 
 Fast on CPU (measured in benchmarks/bench_models.py): run the forward and backward under
 `torch.autocast("cpu", dtype=torch.bfloat16)` (Lightning: precision="bf16-mixed") on CPUs with AVX-512 BF16 / AMX, and
@@ -27,7 +28,8 @@ from darkaction.models.heads import TGAPHead
 from darkaction.models.r2plus1d import build_backbone
 
 R2PLUS1D_BACKBONES = ("r2plus1d_18", "r2plus1d_34")
-BACKBONES = (*R2PLUS1D_BACKBONES, "slowfast", "efficientnet_b0")
+FIG1_BACKBONES = ("c3d", "resnext101_3d", "squeezenet_3d")  # the ARID paper's baselines (Efficient-3DCNNs)
+BACKBONES = (*R2PLUS1D_BACKBONES, "slowfast", "efficientnet_b0", *FIG1_BACKBONES)
 HEADS = ("bert", "tgap", "mran")
 
 
@@ -92,8 +94,9 @@ def _check_choice(key: str, value: str, valid: tuple[str, ...]) -> None:
 def build_model(cfg, num_classes: int, T: int) -> nn.Module:
     """ModelConfig, number of classes, frames per clip -> the model; loads `cfg.pretrained` when set.
 
-    R(2+1)D backbones with a bert or tgap head give a `VideoClassifier`; slowfast, efficientnet_b0 and the mran head
-    come from their own modules (same forward / features / backbone / head contract).
+    R(2+1)D backbones with a bert or tgap head give a `VideoClassifier`; slowfast, efficientnet_b0, c3d,
+    resnext101_3d, squeezenet_3d and the mran head come from their own modules (same forward / features / backbone /
+    head contract).
     """
     _check_choice("backbone", cfg.backbone, BACKBONES)
     _check_choice("head", cfg.head, HEADS)
@@ -117,6 +120,18 @@ def build_model(cfg, num_classes: int, T: int) -> nn.Module:
         from darkaction.models.efficientnet import build_efficientnet_bert
 
         return build_efficientnet_bert(cfg, num_classes, T)
+    if cfg.backbone == "c3d":
+        from darkaction.models.c3d import build_c3d
+
+        return build_c3d(cfg, num_classes, T)
+    if cfg.backbone == "resnext101_3d":
+        from darkaction.models.resnext3d import build_resnext3d
+
+        return build_resnext3d(cfg, num_classes, T)
+    if cfg.backbone == "squeezenet_3d":
+        from darkaction.models.squeezenet3d import build_squeezenet3d
+
+        return build_squeezenet3d(cfg, num_classes, T)
     if cfg.head == "mran":
         from darkaction.models.mran import build_mran
 

@@ -123,25 +123,30 @@ def train(
         model, datamodule, callbacks: optional stand-ins / extras (tests, experiments); by default the model comes from
             `build_model` and the data from the prepared, enhanced cache.
     """
-    import lightning as L
-    from lightning.pytorch.callbacks import LearningRateMonitor, ProgressBar, TQDMProgressBar
-    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
-
-    from darkaction.training.datamodule import VideoDataModule
     from darkaction.training.module import VideoClassifierModule
-    from darkaction.training.precise_bn import PreciseBN
 
     cfg = copy.deepcopy(cfg)
-    if model is None:
+    run_dir = check_run(cfg, resume, own_model=model is not None)
+    if cfg.train.pretrain_epochs > 0 and model is None:  # the backbone warm-up: a run of its own
+        cfg.model.pretrained = str(pretrain_backbone(cfg, datamodule=datamodule))
+    seed_everything(cfg.train.seed)
+    dm = build_datamodule(cfg, datamodule)
+    classes = record_run_config(cfg, dm, run_dir)
+    lit = VideoClassifierModule(cfg, num_classes=len(classes), model=model, classes=classes)
+    trainer = build_trainer(cfg, run_dir, has_val=bool(getattr(dm, "has_val", False)), callbacks=callbacks)
+    fit(trainer, lit, dm, run_dir, resume)
+    return run_dir
+
+
+def check_run(cfg, resume: bool, own_model: bool = False) -> Path:
+    """The run directory, after the checks that need no data: pretrained weights that are required but missing,
+    resuming a run that does not exist or starting over one that does, no epochs."""
+    if not own_model:
         from darkaction.models.pretrained import pretrained_file
 
         pretrained_file(cfg.model.pretrained)  # "required" without a file: say so before any data is read
-    if cfg.train.pretrain_epochs > 0 and model is None:
-        cfg.model.pretrained = str(pretrain_backbone(cfg, datamodule=datamodule))
-    t = cfg.train
     run_dir = cfg.resolved_run_dir()
-    ckpt_dir = run_dir / "checkpoints"
-    last = ckpt_dir / "last.ckpt"
+    last = run_dir / "checkpoints" / "last.ckpt"
     if resume and not last.is_file():
         raise ConfigError(f"--resume: {last} not found; start the run without --resume")
     if not resume and last.is_file():
@@ -149,38 +154,91 @@ def train(
             f"{run_dir} already holds a trained run ({last}); continue it with --resume, "
             "or choose another name / run_dir (or delete the folder) to start afresh"
         )
-    if t.epochs < 1 and t.max_steps < 1:
+    if cfg.train.epochs < 1 and cfg.train.max_steps < 1:
         raise ConfigError("train.epochs must be >= 1 (or set train.max_steps)")
+    for name in cfg.train.loggers:
+        _logger_class(name)  # an uninstalled W&B / MLflow: say so before training
     run_dir.mkdir(parents=True, exist_ok=True)
-    seed_everything(t.seed)
+    return run_dir
+
+
+def build_datamodule(cfg, datamodule=None):
+    """The set-up DataModule (the given stand-in, or the prepared cache's); the optical-flow cache first when the
+    model reads RGB + flow (once; entries already current are skipped in well under a second)."""
+    from darkaction.training.datamodule import VideoDataModule
 
     if datamodule is None and cfg.model.in_channels == 5:
         from darkaction.training.flow_cache import build_flow_cache
 
-        # RGB + flow: compute the flow the run reads (once; current entries are skipped in well under a second)
-        build_flow_cache(cfg, progress=t.progress)
+        build_flow_cache(cfg, progress=cfg.train.progress)
     dm = datamodule if datamodule is not None else VideoDataModule(cfg)
     dm.setup("fit")
+    return dm
+
+
+def record_run_config(cfg, dm, run_dir: Path) -> list[str]:
+    """Fill in the values the data decides (index statistics, N_min / N_max, alpha, the enhancer weights' path) and
+    write them to `config.yaml` and `data.json`, so the run can be evaluated from its directory alone. Returns the
+    class names."""
     classes = list(dm.classes)
     _fix_index_stats(cfg, dm)
     cfg.sampling.n_min = int(getattr(dm, "n_min", 0) or cfg.sampling.n_min)
     cfg.sampling.n_max = int(getattr(dm, "n_max", 0) or cfg.sampling.n_max)
-    crop = _resolve_alpha(cfg, dm, verbose=t.progress)
+    crop = _resolve_alpha(cfg, dm, verbose=cfg.train.progress)
     _resolve_enhancer_weights(cfg)
     save_config(cfg, run_dir / "config.yaml")
     write_json(
         run_dir / "data.json",
         {"classes": classes, "n_min": cfg.sampling.n_min, "n_max": cfg.sampling.n_max, **crop},
     )
+    return classes
 
-    lit = VideoClassifierModule(cfg, num_classes=len(classes), model=model, classes=classes)
-    has_val = bool(getattr(dm, "has_val", False))
+
+# `train.loggers`: csv is always on (metrics.csv feeds the curves, the report and resume); the others are optional
+LOGGERS = {
+    "csv": ("lightning.pytorch.loggers", "CSVLogger", ""),
+    "tensorboard": ("lightning.pytorch.loggers", "TensorBoardLogger", "tensorboard"),
+    "wandb": ("lightning.pytorch.loggers", "WandbLogger", "wandb"),
+    "mlflow": ("lightning.pytorch.loggers", "MLFlowLogger", "mlflow"),
+}
+
+
+def _logger_class(name: str):
+    import importlib
+    import importlib.util
+
+    module, cls, needs = LOGGERS[name]
+    if needs and importlib.util.find_spec(needs) is None:
+        raise ConfigError(f"train.loggers: '{name}' needs the '{needs}' package: pip install {needs}")
+    return getattr(importlib.import_module(module), cls)
+
+
+def build_loggers(cfg, run_dir: Path) -> list:
+    """metrics.csv always; TensorBoard in <run>/tb, W&B and MLflow (local ./mlruns unless MLFLOW_TRACKING_URI) when
+    listed in `train.loggers`."""
+    loggers = [_logger_class("csv")(save_dir=run_dir, name="", version="")]
+    for name in dict.fromkeys(cfg.train.loggers):
+        if name == "tensorboard":
+            loggers.append(_logger_class(name)(save_dir=run_dir, name="tb", version="", default_hp_metric=False))
+        elif name == "wandb":
+            loggers.append(_logger_class(name)(save_dir=str(run_dir), name=cfg.name, offline=True))
+        elif name == "mlflow":
+            loggers.append(_logger_class(name)(experiment_name="darkaction", run_name=cfg.name))
+    return loggers
+
+
+def build_trainer(cfg, run_dir: Path, has_val: bool, callbacks: list | None = None):
+    """The Lightning Trainer of a run: devices, precision, checkpoints (best by val accuracy, or train loss without a
+    val split, and last), precise BN, loggers, progress."""
+    import lightning as L
+    from lightning.pytorch.callbacks import LearningRateMonitor, ProgressBar, TQDMProgressBar
+
+    from darkaction.training.precise_bn import PreciseBN
+
+    t = cfg.train
     monitor, mode = ("val/acc", "max") if has_val else ("train/loss_epoch", "min")
-    checkpoints = checkpoint_callbacks(ckpt_dir, monitor, mode)
-    precision = resolve_precision(t.precision, t.accelerator)
     own_bar = any(isinstance(c, ProgressBar) for c in callbacks or [])
-    old_rows = _read_csv_rows(run_dir / "metrics.csv") if resume else []
-    trainer = L.Trainer(
+    return L.Trainer(
         default_root_dir=run_dir,
         max_epochs=t.epochs,
         max_steps=t.max_steps,
@@ -188,20 +246,17 @@ def train(
         devices=_devices(t.devices),
         num_nodes=t.num_nodes,
         strategy=t.strategy,
-        precision=precision,
+        precision=resolve_precision(t.precision, t.accelerator),
         accumulate_grad_batches=t.accumulate,
         limit_train_batches=t.limit_train_batches,
         check_val_every_n_epoch=t.check_val_every,
         num_sanity_val_steps=0,
         # a fresh train loader per epoch, seeded from (seed, epoch): the basis of exact resume
         reload_dataloaders_every_n_epochs=1,
-        logger=[
-            CSVLogger(save_dir=run_dir, name="", version=""),
-            TensorBoardLogger(save_dir=run_dir, name="tb", version="", default_hp_metric=False),
-        ],
+        logger=build_loggers(cfg, run_dir),
         callbacks=[
             PreciseBN(t.precise_bn),
-            *checkpoints,
+            *checkpoint_callbacks(run_dir / "checkpoints", monitor, mode),
             LearningRateMonitor(logging_interval="epoch"),
             # in a log file (no terminal) one progress line per epoch instead of one per step (Lightning's bar
             # writes to stdout)
@@ -212,21 +267,23 @@ def train(
         enable_progress_bar=t.progress,
         enable_model_summary=t.progress,
     )
-    start_epoch = 0
-    if resume:
-        start_epoch = int(load_checkpoint(last).get("epoch", 0)) + 1
+
+
+def fit(trainer, lit, dm, run_dir: Path, resume: bool) -> None:
+    """trainer.fit (from last.ckpt when resuming), then the run's metrics.csv made whole again and its report."""
+    last = run_dir / "checkpoints" / "last.ckpt"
+    start_epoch = int(load_checkpoint(last).get("epoch", 0)) + 1 if resume else 0
+    old_rows = _read_csv_rows(run_dir / "metrics.csv") if resume else []
     with warnings.catch_warnings():
         # expected on a 2-core machine / with our own per-epoch loaders; Lightning's advice does not apply
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
         warnings.filterwarnings("ignore", message=".*The number of training batches.*")
         trainer.fit(lit, datamodule=dm, ckpt_path=str(last) if resume else None)
-
     if trainer.global_rank == 0:
         if resume:
             _merge_metrics(run_dir / "metrics.csv", old_rows, start_epoch)
         _finish_report(run_dir)
-    return run_dir
 
 
 def checkpoint_callbacks(ckpt_dir: Path, monitor: str, mode: str) -> list:
