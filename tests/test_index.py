@@ -242,3 +242,12 @@ def test_index_save_load_round_trip(tmp_path):
     (tmp_path / "bad.json").write_text("{}")
     with pytest.raises(DataError, match="bad.json"):
         DatasetIndex.load(tmp_path / "bad.json")
+
+
+def test_every_config_format_has_exactly_one_parser():
+    import typing
+
+    from darkaction.config import SourceFormat
+    from darkaction.data.index import PARSERS
+
+    assert list(PARSERS) == list(typing.get_args(SourceFormat))

@@ -31,15 +31,16 @@ test lists) to the train split; the validation split is drawn from the main sour
 
 from __future__ import annotations
 
-import typing
 import csv
 import dataclasses
 import os
 import re
+import typing
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -192,8 +193,17 @@ def read_mapping_table(path: Path | None) -> list[str]:
 
 # ---------------------------------------------------------------------------------------------- parsers
 
-# A parsed entry before checks: (list file, line number, path text as written, base folder, class name or None, split)
-_Raw = tuple[str, int, str, Path, "str | None", str]
+
+class ListEntry(NamedTuple):
+    """One video a parser found, before it is checked: where it was listed, its path relative to `base`, its class
+    name and split."""
+
+    list_file: str  # the list file it came from ("" for folder layouts)
+    line: int
+    rel: str  # path as listed, relative to base (or absolute)
+    base: Path  # the folder the path is relative to; paths may not escape it
+    class_name: str
+    split: str
 
 
 def _synth_class_names(root: Path, ids: list[str]) -> list[str]:
@@ -248,7 +258,7 @@ def _list_path(value: str, root: Path, default: str | None, what: str, required:
     return None
 
 
-def _parse_track1_csv(path: Path, base: Path, split: str, id_names: list[str]) -> Iterator[_Raw | Skipped]:
+def _parse_track1_csv(path: Path, base: Path, split: str, id_names: list[str]) -> Iterator[ListEntry | Skipped]:
     """ARID 1.1 track-1 / synth CSV; labels by ARID id -> name."""
     lines = _read_lines(path)
     rows = list(csv.reader(lines))
@@ -272,10 +282,10 @@ def _parse_track1_csv(path: Path, base: Path, split: str, id_names: list[str]) -
         if name is None:
             yield Skipped(video, f"unknown class id {cid} (known ids 0..{len(id_names) - 1})", str(path), i)
             continue
-        yield (str(path), i, video, base, name, split)
+        yield ListEntry(str(path), i, video, base, name, split)
 
 
-def _parse_arid_v1(path: Path, base: Path, split: str, id_names: list[str]) -> Iterator[_Raw | Skipped]:
+def _parse_arid_v1(path: Path, base: Path, split: str, id_names: list[str]) -> Iterator[ListEntry | Skipped]:
     lines = _read_lines(path)
     first = next((ln for ln in lines if ln), "")
     fields = first.split("\t") if "\t" in first else first.split()
@@ -295,10 +305,10 @@ def _parse_arid_v1(path: Path, base: Path, split: str, id_names: list[str]) -> I
         if not (0 <= cid < len(id_names) and id_names[cid]):
             yield Skipped(video, f"unknown class id {cid} (known ids 0..{len(id_names) - 1})", str(path), i)
             continue
-        yield (str(path), i, video, base, id_names[cid], split)
+        yield ListEntry(str(path), i, video, base, id_names[cid], split)
 
 
-def _parse_hmdb51_all(split_dir: Path, root: Path, wanted: set[str]) -> Iterator[_Raw | Skipped]:
+def _parse_hmdb51_all(split_dir: Path, root: Path, wanted: set[str]) -> Iterator[ListEntry | Skipped]:
     """`split: all`: every clip the split files name (train, test and unused lines of all splits), each once, as
     training data (the paper adds all 1,420 clips of the six classes to ARID's training set)."""
     seen: set[str] = set()
@@ -311,12 +321,12 @@ def _parse_hmdb51_all(split_dir: Path, root: Path, wanted: set[str]) -> Iterator
             path, line, video, base, cls, _ = item
             if video not in seen:
                 seen.add(video)
-                yield (path, line, video, base, cls, "train")
+                yield ListEntry(path, line, video, base, cls, "train")
 
 
 def _parse_hmdb51(
     split_dir: Path, root: Path, k: int, wanted: set[str], keep_unused: bool = False
-) -> Iterator[_Raw | Skipped]:
+) -> Iterator[ListEntry | Skipped]:
     files = sorted(split_dir.glob(f"*_test_split{k}.txt"))
     if not files:
         raise DataError(
@@ -341,10 +351,10 @@ def _parse_hmdb51(
             if parts[1] == "0" and not keep_unused:  # unused in this split: not an error
                 continue
             split = "train" if parts[1] in ("0", "1") else "test"
-            yield (str(f), i, f"{cls}/{parts[0]}", root, cls, split)
+            yield ListEntry(str(f), i, f"{cls}/{parts[0]}", root, cls, split)
 
 
-def _parse_folders(root: Path) -> Iterator[_Raw | Skipped]:
+def _parse_folders(root: Path) -> Iterator[ListEntry | Skipped]:
     tops = [(root / "train", "train"), (root / "test", "test")]
     if not all(p.is_dir() for p, _ in tops):
         tops = [(root, "train")]
@@ -355,7 +365,7 @@ def _parse_folders(root: Path) -> Iterator[_Raw | Skipped]:
         for d in classes:
             for f in sorted(d.iterdir()):
                 if f.is_file() and f.suffix.lower() in VIDEO_EXTS and not f.name.startswith("."):
-                    yield ("", 0, str(f.relative_to(root)), root, d.name, split)
+                    yield ListEntry("", 0, str(f.relative_to(root)), root, d.name, split)
 
 
 def _parse_plain_list(path: Path, root: Path, split: str, frames: bool, label_names: list[str]):
@@ -384,70 +394,104 @@ def _parse_plain_list(path: Path, root: Path, split: str, frames: bool, label_na
             if name is None:
                 yield Skipped(rel, f"unknown class index {idx} ({len(label_names)} label_names)", str(path), i)
                 continue
-        yield (str(path), i, rel, root, name, split)
+        yield ListEntry(str(path), i, rel, root, name, split)
 
 
-def _parse_source(src, root: Path) -> Iterator[_Raw | Skipped]:
-    fmt = src.format
-    if fmt not in FORMATS:
+def _parse_track1(src, root: Path, fmt: str) -> Iterator[ListEntry | Skipped]:
+    """ARID 1.1 track 1 (`arid-csv`) and the synthetic dataset in its layout (`synth`)."""
+    ids = read_mapping_table(Path(src.mapping) if src.mapping else None)
+    if fmt == "synth":
+        ids = _synth_class_names(root, ids)
+        train, test = ("train.csv", "test.csv")
+        base_train = base_test = root / "videos"
+    else:
+        train, test = ("ARID1.1_t1_train_pub.csv", "ARID1.1_t1_test_pub.csv")
+        base_train, base_test = root, Path(src.test_root) if src.test_root else root / "test"
+    tr = _list_path(src.train_list, root, train, "train list")
+    yield from _parse_track1_csv(tr, base_train, "train", ids)
+    te = _list_path(src.test_list, root, test, "test list", required=False)
+    if te is not None:
+        for item in _parse_track1_csv(te, base_test, "test", ids):
+            if fmt == "arid-csv" and not src.test_root and isinstance(item, ListEntry):
+                # bare `N.mp4` names live in <root>/test: keep `test/` in the path so ids read `test__N`
+                item = item._replace(rel="test/" + item.rel, base=root)
+            yield item
+
+
+def _parse_arid_v1_source(src, root: Path) -> Iterator[ListEntry | Skipped]:
+    mapping = Path(src.mapping) if src.mapping else root / "mapping_table.txt"
+    ids = read_mapping_table(mapping if mapping.is_file() else None)
+    k = src.split
+    if str(k).lower() == "all":
+        raise DataError("data.source.split=all is for hmdb51; ARID v1 has splits 1, 2 and 3")
+    tr = _list_path(src.train_list, root, f"ARID_split{k}_train.txt", "train list")
+    yield from _parse_arid_v1(tr, root, "train", ids)
+    te = _list_path(src.test_list, root, f"ARID_split{k}_test.txt", "test list", required=False)
+    if te is not None:
+        yield from _parse_arid_v1(te, root, "test", ids)
+
+
+def _parse_hmdb51_source(src, root: Path) -> Iterator[ListEntry | Skipped]:
+    if src.train_list:
+        split_dir = _list_path(src.train_list, root, None, "train list (HMDB51 split folder)")
+    else:
+        split_dir = next((d for d in (root / "testTrainMulti_7030_splits", root / "splits") if d.is_dir()), root)
+    wanted = {c.lower() for c in src.classes}
+    if str(src.split).lower() not in ("1", "2", "3", "all"):
+        raise DataError(f"data.source.split={src.split!r}: HMDB51 has splits 1, 2 and 3, or 'all' (every clip)")
+    if str(src.split).lower() == "all":
+        yield from _parse_hmdb51_all(split_dir, root, wanted)
+    else:
+        yield from _parse_hmdb51(split_dir, root, int(src.split), wanted)
+
+
+def _parse_lists(src, root: Path, frames: bool) -> Iterator[ListEntry | Skipped]:
+    """`list` / `frames-list`: `path label` lines in train.txt / test.txt."""
+    tr = _list_path(src.train_list, root, "train.txt", "train list")
+    yield from _parse_plain_list(tr, root, "train", frames, src.label_names)
+    te = _list_path(src.test_list, root, "test.txt", "test list", required=False)
+    if te is not None:
+        yield from _parse_plain_list(te, root, "test", frames, src.label_names)
+
+
+@dataclass(frozen=True)
+class Format:
+    """A dataset layout: `parse(source, root)` yields the listed videos, `group(stem, class)` names the recording
+    group of one (takes of one group stay on one side of a train/val split)."""
+
+    parse: Callable[[Any, Path], Iterator[ListEntry | Skipped]]
+    group: Callable[[str, str], str] = lambda stem, cls: ""
+
+
+def _arid_group(stem: str, cls: str) -> str:
+    return arid_group(stem)
+
+
+# `data.source.format` -> its layout; adding a format is one entry here and its name in config.SourceFormat
+PARSERS: dict[str, Format] = {
+    "synth": Format(lambda src, root: _parse_track1(src, root, "synth"), _arid_group),
+    "arid-csv": Format(lambda src, root: _parse_track1(src, root, "arid-csv"), _arid_group),
+    "arid-v1": Format(_parse_arid_v1_source, _arid_group),
+    "hmdb51": Format(_parse_hmdb51_source, hmdb51_movie),
+    "folders": Format(lambda src, root: _parse_folders(root)),
+    "list": Format(lambda src, root: _parse_lists(src, root, frames=False)),
+    "frames-list": Format(lambda src, root: _parse_lists(src, root, frames=True)),
+}
+
+
+def _format(src) -> Format:
+    if src.format not in PARSERS:
         from darkaction.errors import ConfigError
 
-        raise ConfigError(f"data.source.format {fmt!r} is not one of {', '.join(FORMATS)}")
+        raise ConfigError(f"data.source.format {src.format!r} is not one of {', '.join(PARSERS)}")
+    return PARSERS[src.format]
+
+
+def _parse_source(src, root: Path) -> Iterator[ListEntry | Skipped]:
+    parse = _format(src).parse
     if not root.is_dir():
-        raise DataError(f"dataset root not found: {root}; set data.source.root (format {fmt})")
-    if fmt in ("synth", "arid-csv"):
-        ids = read_mapping_table(Path(src.mapping) if src.mapping else None)
-        if fmt == "synth":
-            ids = _synth_class_names(root, ids)
-            train, test = ("train.csv", "test.csv")
-            base_train = base_test = root / "videos"
-        else:
-            train, test = ("ARID1.1_t1_train_pub.csv", "ARID1.1_t1_test_pub.csv")
-            base_train, base_test = root, Path(src.test_root) if src.test_root else root / "test"
-        tr = _list_path(src.train_list, root, train, "train list")
-        yield from _parse_track1_csv(tr, base_train, "train", ids)
-        te = _list_path(src.test_list, root, test, "test list", required=False)
-        if te is not None:
-            for item in _parse_track1_csv(te, base_test, "test", ids):
-                if fmt == "arid-csv" and not src.test_root and not isinstance(item, Skipped):
-                    # bare `N.mp4` names live in <root>/test: keep `test/` in the path so ids read `test__N`
-                    item = (item[0], item[1], "test/" + item[2], root, item[4], item[5])
-                yield item
-    elif fmt == "arid-v1":
-        mapping = Path(src.mapping) if src.mapping else root / "mapping_table.txt"
-        ids = read_mapping_table(mapping if mapping.is_file() else None)
-        k = src.split
-        if str(k).lower() == "all":
-            raise DataError("data.source.split=all is for hmdb51; ARID v1 has splits 1, 2 and 3")
-        tr = _list_path(src.train_list, root, f"ARID_split{k}_train.txt", "train list")
-        yield from _parse_arid_v1(tr, root, "train", ids)
-        te = _list_path(src.test_list, root, f"ARID_split{k}_test.txt", "test list", required=False)
-        if te is not None:
-            yield from _parse_arid_v1(te, root, "test", ids)
-    elif fmt == "hmdb51":
-        if src.train_list:
-            split_dir = _list_path(src.train_list, root, None, "train list (HMDB51 split folder)")
-        else:
-            split_dir = next(
-                (d for d in (root / "testTrainMulti_7030_splits", root / "splits") if d.is_dir()),
-                root,
-            )
-        wanted = {c.lower() for c in src.classes}
-        if str(src.split).lower() not in ("1", "2", "3", "all"):
-            raise DataError(f"data.source.split={src.split!r}: HMDB51 has splits 1, 2 and 3, or 'all' (every clip)")
-        if str(src.split).lower() == "all":
-            yield from _parse_hmdb51_all(split_dir, root, wanted)
-        else:
-            yield from _parse_hmdb51(split_dir, root, int(src.split), wanted)
-    elif fmt == "folders":
-        yield from _parse_folders(root)
-    else:
-        frames = fmt == "frames-list"
-        tr = _list_path(src.train_list, root, "train.txt", "train list")
-        yield from _parse_plain_list(tr, root, "train", frames, src.label_names)
-        te = _list_path(src.test_list, root, "test.txt", "test list", required=False)
-        if te is not None:
-            yield from _parse_plain_list(te, root, "test", frames, src.label_names)
+        raise DataError(f"dataset root not found: {root}; set data.source.root (format {src.format})")
+    yield from parse(src, root)
 
 
 # ---------------------------------------------------------------------------------------------- building
@@ -457,14 +501,6 @@ def _safe_id(text: str) -> str:
     text = text.replace("\\", "/").strip("/")
     text = "__".join(p for p in text.split("/") if p)
     return re.sub(r"[^A-Za-z0-9._-]", "_", text)
-
-
-def _group_of(fmt: str, stem: str, class_name: str) -> str:
-    if fmt in ("synth", "arid-csv", "arid-v1"):
-        return arid_group(stem)
-    if fmt == "hmdb51":
-        return hmdb51_movie(stem, class_name)
-    return ""
 
 
 def _collect(src, prefix: str, seen: dict[str, str], used_ids: set[str], check_files: bool = True):
@@ -509,7 +545,7 @@ def _collect(src, prefix: str, seen: dict[str, str], used_ids: set[str], check_f
             vid, n = f"{base_id}-{n}", n + 1
         used_ids.add(vid)
         stem = p.stem if not frames else p.name
-        group = _group_of(src.format, stem, name)
+        group = _format(src).group(stem, name)
         yield VideoRecord(vid, path, -1, split, group, src.format), name
 
 
