@@ -205,7 +205,7 @@ def test_one_training_step_of_the_exact_paper_model_on_cpu():
 
 def test_model_info_cli_bad_key_exits_2(capsys):
     assert main(["model-info", "--set", "model.backbone=resnet"]) == 2
-    assert "model.backbone 'resnet' is unknown" in capsys.readouterr().err
+    assert "model.backbone: 'resnet' is not a valid choice; choose one of: r2plus1d_18" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("preset", sorted(p.name for p in CONFIGS.glob("*.yaml")))

@@ -12,9 +12,10 @@ from torch.utils.data import DataLoader, Dataset
 
 from darkaction.config import load_config
 from darkaction.errors import ConfigError
-from darkaction.training.datamodule import EpochShuffle, SeededItems
+from darkaction.training.datamodule import EpochShuffle
 from darkaction.training.module import NonFiniteLossError, VideoClassifierModule, mran_lambda
 from darkaction.training.run import load_checkpoint, train
+from darkaction.utils import training_rng
 
 
 class TinyHead(nn.Module):
@@ -57,27 +58,31 @@ class TinyMRAN(TinyNet):
 
 
 class PatternClips(Dataset):
-    """Class c = colour channel c raised plus noise; the noise is drawn from torch's global generator, like
+    """Class c = colour channel c raised plus noise; the noise is drawn from `training_rng(seed, epoch, i)` like
     ClipDataset's per-item draws, so resume must reproduce that stream."""
 
     def __init__(self, n: int, k: int = 3, T: int = 4, size: int = 8, mran: bool = False, seed: int = 0):
         g = torch.Generator().manual_seed(seed)
         self.labels = torch.randint(0, k, (n,), generator=g)
-        self.k, self.T, self.size, self.mran = k, T, size, mran
+        self.k, self.T, self.size, self.mran, self.epoch = k, T, size, mran, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
 
     def __len__(self):
         return len(self.labels)
 
-    def _clip(self, y: int) -> torch.Tensor:
-        x = torch.randn(3, self.T, self.size, self.size) * 0.5
+    def _clip(self, y: int, rng) -> torch.Tensor:
+        x = torch.from_numpy(rng.standard_normal((3, self.T, self.size, self.size)).astype("float32")) * 0.5
         x[y] += 1.0
         return x
 
     def __getitem__(self, i):
         y = int(self.labels[i])
-        item = {"clip": self._clip(y), "label": y, "index": i}
+        rng = training_rng(0, self.epoch, i)
+        item = {"clip": self._clip(y, rng), "label": y, "index": i}
         if self.mran:
-            item["target_clip"] = self._clip(y)
+            item["target_clip"] = self._clip(y, rng)
             item["target_label"] = y
         return item
 
@@ -91,8 +96,8 @@ class StandInData(L.LightningDataModule):
         self.n_min, self.n_max = 10, 20
 
     def train_dataloader(self):
-        ds = SeededItems(self.ds, 0)
-        return DataLoader(ds, batch_size=self.batch_size, sampler=EpochShuffle(ds, 0))
+        epoch = self.trainer.current_epoch if self.trainer is not None else 0
+        return DataLoader(self.ds, batch_size=self.batch_size, sampler=EpochShuffle(self.ds, 0, epoch))
 
     def val_dataloader(self):
         return DataLoader(self.ds, batch_size=self.batch_size) if self.has_val else []

@@ -78,6 +78,24 @@ def seed_everything(seed: int) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
+# Training randomness is a pure function of (seed, epoch, index) in one of these streams, so a run resumed at an
+# epoch boundary draws exactly what the uninterrupted run drew, whatever the workers or loaders did in between.
+STREAMS = {"clip": 0, "shuffle": 1, "dropout": 2, "pair": 3}
+
+
+def derived_seed(seed: int, epoch: int, index: int, stream: str) -> int:
+    """A 63-bit seed that is a pure function of (seed, epoch, index, stream): for torch's global generator, which
+    dropout and BERT's token masking draw from."""
+    parts = [int(p) % (2**63) for p in (seed, epoch, index, STREAMS[stream])]
+    return int(np.random.SeedSequence(parts).generate_state(2, np.uint64)[0] >> 1)
+
+
+def training_rng(seed: int, epoch: int, index: int, stream: str = "clip") -> np.random.Generator:
+    """The generator one training draw uses: item `index` of `epoch` (clip sampling and augmentation: "clip"; the
+    epoch's order: "shuffle" with index -1; MRAN's target pairing: "pair")."""
+    return np.random.default_rng(derived_seed(seed, epoch, index, stream))
+
+
 def bf16_native() -> bool:
     """Whether this CPU runs bf16 natively (AVX-512 BF16 or AMX, through oneDNN): where bf16 beats fp32."""
     import torch

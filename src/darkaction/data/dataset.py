@@ -5,11 +5,10 @@
     test = ClipDataset(index.split("test"), cache, cfg, train=False, views=5, n_min=ds.n_min, n_max=ds.n_max)
     test[0]["clip"]     # float32 (5,C,T,H,W): the test views, one batch for one forward pass
 
-Randomness. Training draws one view per call from `numpy.random.default_rng([s, epoch, i])`, where s is drawn from
-torch's global generator: inside a DataLoader worker torch seeds that generator from the loader's base seed (drawn
-afresh each epoch from the main process's seed) plus the worker id, so workers differ, epochs differ and a run
-seeded with `seed_everything` repeats exactly. Evaluation views are
-`sample_views(..., seed=(sampling.view_seed, seed, i))`: fixed per video position, independent of workers and order.
+Randomness. Training item i of epoch e is drawn (sampling and augmentation) from `utils.training_rng(seed, e, i)`: a
+pure function of (seed, epoch, index), whatever the workers, the loader or a resume did before (`set_epoch` is called
+by the loader's sampler every epoch). Evaluation views are `sample_views(..., seed=(sampling.view_seed, seed, i))`:
+fixed per video position, independent of workers and order.
 
 C is 3 (RGB) or 5 when a flow cache is given (RGB, dx, dy; see transforms.py).
 """
@@ -23,6 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from darkaction.utils import training_rng
 from darkaction.data.sampling import draw_rate_scale, rate_scale_range, sample, sample_views, sampler_params
 from darkaction.data.transforms import ClipTransform, channel_stats
 from darkaction.errors import DataError
@@ -85,7 +85,7 @@ class ClipDataset(Dataset):
         return len(self.records)
 
     def set_epoch(self, epoch: int) -> None:
-        """Mix the epoch into the training draws (useful with num_workers=0 and persistent workers)."""
+        """The epoch whose draws `__getitem__` makes (the loader's EpochShuffle sets it)."""
         self.epoch = int(epoch)
 
     def _length(self, i: int) -> int:
@@ -123,9 +123,7 @@ class ClipDataset(Dataset):
         frames, flow = self._frames(rec)
         n = len(frames)
         if self.train:
-            # torch's generator is per-worker and per-epoch seeded by the DataLoader (see the module docstring)
-            s = int(torch.randint(0, 2**62, (1,)).item())
-            rng = np.random.default_rng([s, self.epoch, i])
+            rng = training_rng(self.seed, self.epoch, i)
             clips = [self._clip(frames, flow, self._train_indices(n, rng), rng) for _ in range(self.views)]
             clip = clips[0] if self.views == 1 else torch.stack(clips)
         else:

@@ -3,8 +3,9 @@
     dm = VideoDataModule(cfg)            # reads <prepared>/index.json and the cache `training_cache(cfg)` names
     dm.setup("fit"); dm.classes, dm.n_min, dm.n_max, dm.has_val
 
-- train: `ClipDataset(train=True)` (one sampled, augmented clip per video), shuffled; rebuilt every epoch with a
-  generator seeded from (train.seed, epoch), so an epoch draws the same clips however the run got there (resume).
+- train: `ClipDataset(train=True)` (one sampled, augmented clip per video), shuffled by `EpochShuffle`; every draw
+  comes from `utils.training_rng(train.seed, epoch, index)`, so an epoch draws the same clips however the run got
+  there (resume). The loader is rebuilt every epoch, so no worker keeps a stale epoch.
 - val (when the index has a val split): one deterministic test view per video.
 - test: `ClipDataset(train=False, views=k)` -> clip (k,C,T,H,W) per video; the module averages the k softmaxes.
 - MRAN (`model.head == "mran"`): train items come from the `data.extra_train` sources (records whose `source` differs
@@ -18,21 +19,23 @@ from __future__ import annotations
 from typing import Any
 
 import lightning as L
-import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 from darkaction.errors import DataError
+from darkaction.utils import training_rng
 
 
 class EpochShuffle(RandomSampler):
     """A shuffling sampler whose order is a pure function of (seed, epoch): Lightning calls `set_epoch` at the start
-    of every epoch, so a resumed run sees the same order as an uninterrupted one however its loaders were built.
-    (Under DDP Lightning swaps it for a `DistributedSampler(shuffle=True)`, which is seeded per epoch the same way.)"""
+    of every epoch, which also tells the dataset which epoch it draws for, so a resumed run sees the same order and
+    the same clips as an uninterrupted one however its loaders were built. (Under DDP Lightning swaps it for a
+    `DistributedSampler(shuffle=True)`, which is seeded per epoch the same way.)"""
 
-    def __init__(self, data_source: Dataset, seed: int):
+    def __init__(self, data_source: Dataset, seed: int, epoch: int = 0):
         super().__init__(data_source)
-        self.seed, self.epoch = int(seed), 0
+        self.seed = int(seed)
+        self.set_epoch(epoch)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -40,44 +43,14 @@ class EpochShuffle(RandomSampler):
             self.data_source.set_epoch(epoch)
 
     def __iter__(self):
-        from darkaction.training.module import epoch_seed
-
-        g = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
-        yield from torch.randperm(len(self.data_source), generator=g).tolist()
-
-
-class SeededItems(Dataset):
-    """Item i of epoch e is drawn with torch's global generator seeded from (seed, e, i) (restored afterwards).
-
-    ClipDataset draws its per-item randomness from torch's global generator; pinning it per item makes training data
-    a pure function of (seed, epoch, index): independent of `train.workers`, of when the loader was built, and
-    identical after a resume.
-    """
-
-    def __init__(self, inner: Dataset, seed: int, epoch: int = 0):
-        self.inner, self.seed = inner, int(seed)
-        self.set_epoch(epoch)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-        if hasattr(self.inner, "set_epoch"):
-            self.inner.set_epoch(epoch)
-
-    def __len__(self) -> int:
-        return len(self.inner)
-
-    def __getitem__(self, i: int) -> dict:
-        from darkaction.training.module import mix_seed
-
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(mix_seed(self.seed, self.epoch, i, 2))
-            return self.inner[i]
+        yield from training_rng(self.seed, self.epoch, -1, "shuffle").permutation(len(self.data_source)).tolist()
 
 
 class PairedTargetDataset(Dataset):
     """Source items with a randomly paired target item: adds "target_clip" (C,T,H,W) and "target_label" (int).
 
-    The pairing for item i of an epoch comes from `default_rng([seed, epoch, i])`: reproducible and worker-independent.
+    The pairing for item i of an epoch comes from `training_rng(seed, epoch, i, "pair")`: reproducible and
+    worker-independent.
     """
 
     def __init__(self, source: Dataset, target: Dataset, seed: int, epoch: int):
@@ -96,7 +69,7 @@ class PairedTargetDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         item = dict(self.source[i])
-        j = int(np.random.default_rng([self.seed, self.epoch, i]).integers(len(self.target)))
+        j = int(training_rng(self.seed, self.epoch, i, "pair").integers(len(self.target)))
         tgt = self.target[j]
         item["target_clip"] = tgt["clip"]
         item["target_label"] = tgt["label"]
@@ -190,7 +163,7 @@ class VideoDataModule(L.LightningDataModule):
 
     # ------------------------------------------------------------------------------------------ loaders
 
-    def _dataset(self, records: list, train: bool, views: int = 1) -> Dataset:
+    def _dataset(self, records: list, train: bool, views: int = 1, seed: int | None = None) -> Dataset:
         from darkaction.data.dataset import ClipDataset
 
         return ClipDataset(
@@ -201,7 +174,7 @@ class VideoDataModule(L.LightningDataModule):
             views=views,
             n_min=self.n_min or None,
             n_max=self.n_max or None,
-            seed=self.cfg.train.seed,
+            seed=self.cfg.train.seed if seed is None else seed,
             flow_cache=self.flow_cache,
         )
 
@@ -209,12 +182,12 @@ class VideoDataModule(L.LightningDataModule):
         trainer = self._trainer if hasattr(self, "_trainer") else getattr(self, "trainer", None)
         return int(trainer.current_epoch) if trainer is not None else 0
 
-    def _loader(self, ds: Dataset, shuffle: bool) -> DataLoader:
+    def _loader(self, ds: Dataset, shuffle: bool, epoch: int = 0) -> DataLoader:
         workers = int(self.cfg.train.workers)
         return DataLoader(
             ds,
             batch_size=self.cfg.train.batch_size,
-            sampler=EpochShuffle(ds, self.cfg.train.seed) if shuffle else None,
+            sampler=EpochShuffle(ds, self.cfg.train.seed, epoch) if shuffle else None,
             num_workers=workers,
             drop_last=False,
             persistent_workers=False,
@@ -227,11 +200,11 @@ class VideoDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         epoch, seed = self._epoch(), self.cfg.train.seed
-        ds: Dataset = SeededItems(self._dataset(self.train_records, train=True), seed, epoch)
+        ds: Dataset = self._dataset(self.train_records, train=True)
         if self.target_records:
-            tgt = SeededItems(self._dataset(self.target_records, train=True), seed + 1, epoch)
+            tgt = self._dataset(self.target_records, train=True, seed=seed + 1)
             ds = PairedTargetDataset(ds, tgt, seed, epoch)
-        return self._loader(ds, shuffle=True)
+        return self._loader(ds, shuffle=True, epoch=epoch)
 
     def val_dataloader(self) -> DataLoader | list:
         if not self.val_records:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 
 import lightning as L
-import numpy as np
 import torch
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
@@ -21,6 +20,7 @@ from torchmetrics.classification import MulticlassAccuracy
 from darkaction.errors import DarkActionError
 from darkaction.training.losses import build_loss
 from darkaction.training.optim import build_optimizer, build_scheduler
+from darkaction.utils import derived_seed
 
 
 class NonFiniteLossError(DarkActionError):
@@ -31,17 +31,6 @@ def mran_lambda(epoch: float, epochs: float) -> float:
     """MRAN's ramp-up of the adaptation loss weight: 2 / (1 + exp(-10 p)) - 1 with p = epoch / epochs in [0, 1]."""
     p = min(max(epoch / max(epochs, 1), 0.0), 1.0)
     return 2.0 / (1.0 + math.exp(-10.0 * p)) - 1.0
-
-
-def mix_seed(*parts: int) -> int:
-    """A 63-bit seed that is a pure function of the integers given (e.g. seed, epoch, index)."""
-    return int(np.random.SeedSequence([int(p) % (2**63) for p in parts]).generate_state(2, np.uint64)[0] >> 1)
-
-
-def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
-    """Seed for one epoch's shuffling: a pure function of (seed, epoch, rank), so a run resumed at an epoch boundary
-    draws exactly what the uninterrupted run drew."""
-    return mix_seed(seed, epoch, rank)
 
 
 class VideoClassifierModule(L.LightningModule):
@@ -77,7 +66,8 @@ class VideoClassifierModule(L.LightningModule):
         # Dropout and BERT token masking draw from torch's global generator, which the DataLoader also consumes at
         # times that differ between a fresh and a resumed run; reseeding it per batch from (seed, epoch, batch, rank)
         # makes the resumed run draw exactly what the uninterrupted one drew.
-        torch.manual_seed(mix_seed(self.cfg.train.seed, self.current_epoch, batch_idx, self.global_rank, 1))
+        torch.manual_seed(derived_seed(self.cfg.train.seed, self.current_epoch, batch_idx * 1024 + self.global_rank,
+                                       "dropout"))  # fmt: skip
 
     def _check_finite(self, loss: torch.Tensor, batch: dict) -> None:
         if not torch.isfinite(loss.detach()).all():

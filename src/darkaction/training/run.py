@@ -10,7 +10,7 @@ val split) and `checkpoints/last.ckpt`, `metrics.csv` (CSVLogger), `tb/` (Tensor
 
 Resume is exact at epoch boundaries on CPU: `last.ckpt` is written at the end of every epoch and holds the model,
 Ranger's slow weights and step counter, the schedule and the loop counters; every random draw in an epoch is seeded
-from (train.seed, epoch) (see `module.epoch_seed`), so the resumed run draws what the uninterrupted one drew.
+from (train.seed, epoch, index) (`utils.training_rng`), so the resumed run draws what the uninterrupted one drew.
 """
 
 from __future__ import annotations
