@@ -355,3 +355,28 @@ def test_parallel_jobs_train_in_one_thread_processes_and_match_the_serial_table(
     assert [x["seed"] for x in par["rows"][0].runs] == [0, 1]
     with pytest.raises(ConfigError, match="--jobs"):
         experiment(2, out=tmp_path / "bad", jobs=0, **kw)
+
+
+def test_figure1_rows_build_train_one_step_and_write_their_own_files(tmp_path):
+    from darkaction.experiments.tables import FIGURE1
+    from darkaction.models.build import build_model
+
+    assert get_table("fig1") is FIGURE1 and FIGURE1.stem == "fig1" and FIGURE1.label == "Figure 1"
+    assert {r.key: r.paper for r in FIGURE1.rows} == {"c3d": 40.34, "resnext101": None, "squeezenet": None,
+                                                      "delta": 90.46}  # fmt: skip
+    plan = Plan("cpu", tmp_path, tmp_path, None, None, [*TINY, "sampling.T=16"])
+    for row in FIGURE1.rows:
+        cfg = plan.config_for(row, 0)
+        if row.key != "delta":
+            assert cfg.model.pretrained == ""  # the R(2+1)D file fits none of them: from scratch
+        model = build_model(cfg.model, 6, cfg.sampling.T)
+        x = torch.randn(2, 3, cfg.sampling.T, 32, 32)
+        torch.nn.functional.cross_entropy(model(x), torch.tensor([0, 3])).backward()
+        assert all(p.grad is None or torch.isfinite(p.grad).all() for p in model.parameters()), row.key
+    res = experiment("fig1", data=_data(tmp_path), seeds=1, out=tmp_path / "exp", overrides=[*TINY, "sampling.T=16"],
+                     stages=FakeStages(), progress=False)  # fmt: skip
+    md = (tmp_path / "exp" / "fig1.md").read_text()
+    assert md.startswith("# Figure 1:") and "| 3D-SqueezeNet |" in md and "arid.html" in md
+    resnext_line = next(line for line in md.splitlines() if line.startswith("| 3D-ResNeXt-101 |"))
+    assert resnext_line.endswith("| - |")  # no reported number in the paper column
+    assert (tmp_path / "exp" / "fig1.png").is_file() and len(res["rows"]) == 4

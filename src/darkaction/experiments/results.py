@@ -80,6 +80,10 @@ def _measured_cell(r, st: dict) -> str:
     return _fmt(mean, r.std("top1"))
 
 
+def _paper(r) -> str:
+    return "-" if r.paper is None else f"{r.paper:.2f}"
+
+
 def _diff_cell(st: dict, is_reference: bool) -> str:
     if is_reference:
         return "(reference)"
@@ -91,7 +95,7 @@ def _diff_cell(st: dict, is_reference: bool) -> str:
 
 def markdown(table, results: list, preset: str, seeds: int, notes: list[str], stats: dict | None = None) -> str:
     stats = stats if stats is not None else row_stats(table, results)
-    lines = [f"# Table {table.number}: {table.title}", ""]
+    lines = [f"# {table.label}: {table.title}", ""]
     splits = {run.get("split", "test") for r in results for run in r.runs}
     where = {
         frozenset({"val"}): "the held-out validation split of the training clips (the paper's 1,470 / 367 split of "
@@ -116,7 +120,8 @@ def markdown(table, results: list, preset: str, seeds: int, notes: list[str], st
     if has_test:
         lines.append("The labelled test CSV's top-1 is beside it, in its own column.")
     lines.append(
-        "Paper: the accuracy the paper reports (ARID 1.1 track 1, 6 classes, GPU) -- quoted, not measured here."
+        f"Paper: {table.paper_source or 'the accuracy the paper reports (ARID 1.1 track 1, 6 classes, GPU)'} -- "
+        "quoted, not measured here."
     )
     lines += [""] + [f"- {n}" for n in notes] + ([""] if notes else [])
     test_head = " Measured top-1 on the test CSV (%) |" if has_test else ""
@@ -134,8 +139,7 @@ def markdown(table, results: list, preset: str, seeds: int, notes: list[str], st
         if has_test:
             test = f" {_fmt(r.mean('test_top1'), r.std('test_top1')) if r.status == 'ok' else '-'} |"
         lines.append(
-            f"| {r.name} | {_measured_cell(r, st)} | {per_seed} | {diff} | {cls} |{test} {len(r.runs)} | "
-            f"{r.paper:.2f} |"
+            f"| {r.name} | {_measured_cell(r, st)} | {per_seed} | {diff} | {cls} |{test} {len(r.runs)} | {_paper(r)} |"
         )
     runs = [(r.key, run.get("seed"), run.get("run_dir")) for r in results for run in r.runs]
     if runs:
@@ -154,7 +158,7 @@ def csv_text(table, results: list, stats: dict | None = None) -> str:
         ci, diff = st.get("ci", (None, None)), st.get("diff", {})
         w.writerow(
             {
-                "table": table.number,
+                "table": table.stem,
                 "row": r.key,
                 "method": r.name,
                 "status": r.status,
@@ -173,7 +177,7 @@ def csv_text(table, results: list, stats: dict | None = None) -> str:
                 "measured_test_csv_top1_std": num(r.std("test_top1")),
                 "n_seeds": len(r.runs),
                 "seeds_top1": ";".join(f"{run['top1']:.4f}" for run in r.runs if run.get("top1") is not None),
-                "paper_top1_reported": f"{r.paper:.2f}",
+                "paper_top1_reported": "" if r.paper is None else f"{r.paper:.2f}",
                 "reason": r.reason,
             }
         )
@@ -204,7 +208,7 @@ def bar_chart(table, results: list, preset: str, stats: dict | None = None) -> b
             upper.append(r.std("top1") or 0.0)
     label = f"measured ({preset}), 95 % CI" if any(s.get("ci") for s in stats.values()) else f"measured ({preset})"
     ax.bar(x - width / 2, heights, width, yerr=[lower, upper], capsize=3, color="tab:blue", label=label)
-    ax.bar(x + width / 2, [r.paper for r in results], width, color="lightgrey", hatch="//", edgecolor="grey",
+    ax.bar(x + width / 2, [r.paper or 0.0 for r in results], width, color="lightgrey", hatch="//", edgecolor="grey",
            label="paper (reported)")  # fmt: skip
     for i, (m, r) in enumerate(zip(measured, results)):
         text = f"{m:.1f}" if m is not None else r.status
@@ -212,7 +216,7 @@ def bar_chart(table, results: list, preset: str, stats: dict | None = None) -> b
     ax.set_xticks(x, [r.name for r in results], rotation=20, ha="right", fontsize=8)
     ax.set_ylabel("top-1 accuracy (%)")
     ax.set_ylim(0, 115)
-    ax.set_title(f"Table {table.number}: {table.title}", fontsize=9)
+    ax.set_title(f"{table.label}: {table.title}", fontsize=9)
     ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
     buf = io.BytesIO()
@@ -224,6 +228,7 @@ def table_record(table, results: list, preset: str, seeds: int, stats: dict) -> 
     """Everything measured for the table, per-video predictions included (what `experiment claims` reads)."""
     return {
         "table": table.number,
+        "kind": table.kind,
         "title": table.title,
         "reference": getattr(table, "reference", ""),
         "preset": preset,
@@ -245,7 +250,7 @@ def table_record(table, results: list, preset: str, seeds: int, stats: dict) -> 
 
 def write_table(table, results: list, out: Path, preset: str, seeds: int, notes: list[str]) -> dict[str, Path]:
     out = Path(out)
-    stem = out / f"table{table.number}"
+    stem = out / table.stem
     stats = row_stats(table, results)
     return {
         "md": atomic_write_text(stem.with_suffix(".md"), markdown(table, results, preset, seeds, notes, stats)),

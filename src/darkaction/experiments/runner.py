@@ -366,14 +366,14 @@ def run_table(
     results = [RowResult(table.number, r.key, r.name, r.paper) for r in rows]
     pending: list[tuple[int, Config, Path]] = []
     done: set = set()
-    bar = progress_bar(total=len(rows) * seeds, desc=f"table {table.number}", unit="run", disable=not progress)
+    bar = progress_bar(total=len(rows) * seeds, desc=table.stem, unit="run", disable=not progress)
 
     def fail(i: int, seed: int, seed_dir: Path, status: str, reason: str, trace: str = "") -> None:
         results[i].status, results[i].reason = status, reason
         if trace:
             seed_dir.mkdir(parents=True, exist_ok=True)
             (seed_dir / "error.txt").write_text(trace)
-            where = f"table {table.number} row '{rows[i].key}' seed {seed}"
+            where = f"{table.label} row '{rows[i].key}' seed {seed}"
             tqdm.write(f"{where} failed: {reason} (see {seed_dir}/error.txt)")
 
     for i, row in enumerate(rows):
