@@ -118,6 +118,24 @@ def bench_preset(name: str, variants: list[str], steps: int, batch: int | None, 
     return rows
 
 
+def bench_eval(name: str, views: int, batches: tuple[int, ...], repeats: int, overrides=()) -> list[dict]:
+    """Inference clips/s of the preset's model in eval mode with `b` videos x `views` views per forward, for each b
+    (evaluate's eval.batch_size), interleaved, best of `repeats`."""
+    cfg, shape = preset_shape(name, None, overrides)
+    torch.manual_seed(0)
+    model = build_model(cfg.model, 6, shape[2]).eval()
+    xs = {b: torch.randn(b * views, *shape[1:]) for b in batches}
+    best = dict.fromkeys(batches, float("inf"))
+    with torch.inference_mode():
+        for i in range(repeats + 1):
+            for b in batches:
+                t = _timed(lambda x=xs[b]: model(x))
+                if i:  # round 0 warms up
+                    best[b] = min(best[b], t)
+    return [{"preset": name, "videos_per_batch": b, "views": views, "clips_per_s": b * views / best[b]}
+            for b in batches]  # fmt: skip
+
+
 def _proc_worker(name: str, batch: int | None, steps: int, overrides, start, queue) -> None:
     torch.set_num_threads(1)
     cfg, shape = preset_shape(name, batch, overrides)
@@ -162,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--procs", type=int, default=0, help="also time N one-thread processes side by side")
     ap.add_argument("--set", dest="overrides", nargs="*", default=[], metavar="KEY=VALUE",
                     help="config overrides for every preset, e.g. augment.height=32 augment.width=32")  # fmt: skip
+    ap.add_argument("--eval", action="store_true", help="also time inference at 1 vs 8 videos (x 5 views) a batch")
     ap.add_argument("--quick", action="store_true", help="smoke run: the demo model, eager and cl, 3 steps")
     ap.add_argument("--out", default="runs/bench/train.json")
     args = ap.parse_args(argv)
@@ -191,10 +210,19 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: {args.procs} one-thread processes {p['clips_per_s_procs']:.1f} clips/s in total vs one "
                   f"process of {p['threads_one_process']} threads {p['clips_per_s_one_process']:.1f}: "
                   f"{p['gain']:.2f}x", flush=True)  # fmt: skip
+    evals = []
+    if args.eval:
+        for name in args.presets:
+            rows_e = bench_eval(name, 5, (1, 8), max(2, args.steps // 2), tuple(args.overrides))
+            evals += rows_e
+            base = rows_e[0]["clips_per_s"]
+            cells = [f"{r['videos_per_batch']} video(s) x 5 views {r['clips_per_s']:.1f} clips/s "
+                     f"({r['clips_per_s'] / base:.2f}x)" for r in rows_e]  # fmt: skip
+            print(f"{name} inference: " + ", ".join(cells))
     out = Path(args.out)
     write_json(out, {"overrides": args.overrides, "torch": torch.__version__, "threads": torch.get_num_threads(),
                      "cpu": platform.processor(),
-                     "cores": os.cpu_count(), "peaks": peaks, "rows": rows, "procs": procs})  # fmt: skip
+                     "cores": os.cpu_count(), "peaks": peaks, "rows": rows, "procs": procs, "eval": evals})  # fmt: skip
     print(f"wrote {out}")
     return 0
 

@@ -152,3 +152,13 @@ def test_index_normalisation_is_recorded_for_evaluation(tiny_synth, tmp_path):
     assert all(0.0 < m < 1.0 for m in recorded.mean) and all(s > 0 for s in recorded.std)
     res = evaluate(run, views=2, progress=False)
     assert res["n_test_videos"] > 0
+
+
+def test_batching_videos_changes_no_prediction(tiny_run):
+    from darkaction.evaluation.evaluate import evaluate
+
+    _, run = tiny_run
+    one = evaluate(run, views=3, progress=False, batch_size=1)
+    many = evaluate(run, views=3, progress=False, batch_size=8)
+    assert [p["pred"] for p in one["predictions"]] == [p["pred"] for p in many["predictions"]]
+    assert max(abs(a["prob"] - b["prob"]) for a, b in zip(one["predictions"], many["predictions"])) < 1e-4

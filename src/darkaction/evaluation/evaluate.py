@@ -28,10 +28,16 @@ def load_run(run: str | Path, device: str | None = None):
 
 
 def evaluate(
-    run: str | Path, views: int | None = None, strategy: str | None = None, split: str = "test", progress: bool = True
+    run: str | Path,
+    views: int | None = None,
+    strategy: str | None = None,
+    split: str = "test",
+    progress: bool = True,
+    batch_size: int | None = None,
 ) -> dict:
     """Evaluate a run on `split` with `views` views per video (default eval.views) sampled by `strategy` (default
-    sampling.test_strategy or sampling.strategy). Returns the results dict (also written to results.json)."""
+    sampling.test_strategy or sampling.strategy); `batch_size` videos (default eval.batch_size) and all their views go
+    through the model as one batch. Returns the results dict (also written to results.json)."""
     from darkaction.data.dataset import ClipDataset
     from darkaction.data.prepare import open_prepared
     from darkaction.data.sampling import sample_views
@@ -71,7 +77,8 @@ def evaluate(
     ds = ClipDataset(
         records, cache, cfg, train=False, views=k, n_min=n_min, n_max=n_max, seed=cfg.train.seed, flow_cache=flow
     )
-    loader = DataLoader(ds, batch_size=max(1, cfg.eval.batch_size), shuffle=False, num_workers=cfg.train.workers)
+    videos_per_batch = max(1, int(batch_size or cfg.eval.batch_size))
+    loader = DataLoader(ds, batch_size=videos_per_batch, shuffle=False, num_workers=cfg.train.workers)
     all_probs, all_att, labels = [], [], []
     t0 = time.perf_counter()
     for batch in progress_bar(loader, desc=f"evaluate {split} ({k} views)", unit="video", disable=not progress or None):
