@@ -143,3 +143,45 @@ def test_sit_stand_metric_counts_only_sit_and_stand_videos():
     o = outcomes(_runs(1.0, seeds=1, confuse_sit_stand=1.0))
     scores, mask = confusion_between("sit", "stand")(o)
     assert mask.sum() == 120 and scores[0, mask].mean() == pytest.approx(1.0) and scores[0, ~mask].sum() == 0
+
+
+def test_seeds_listing_videos_in_other_orders_are_aligned_by_video():
+    runs = _runs(0.7, seed=11)
+    shuffled = [dict(r) for r in runs]
+    shuffled[1] = {**runs[1], "predictions": list(reversed(runs[1]["predictions"]))[:-10]}  # 10 videos missing
+    o, ref = outcomes(shuffled), outcomes(runs)
+    assert len(o.videos) == 350 and o.videos == ref.videos[10:]  # the 10 the second seed lacks are left out
+    assert (o.correct() == ref.subset(ref.seeds, o.videos).correct()).all()
+
+
+def test_the_full_method_falls_through_to_the_next_table_when_one_failed(tmp_path):
+    _table(tmp_path, 2, {"delta": [], "constant": _runs(0.6, seed=3)}, "delta")
+    rec = json.loads((tmp_path / "table2.json").read_text())
+    rec["rows"][0].update(status="failed", reason="boom")
+    (tmp_path / "table2.json").write_text(json.dumps(rec))
+    _table(tmp_path, 3, {"delta": _runs(0.7, seed=1), "tgap": _runs(0.7, seed=2)}, "delta")
+    _table(tmp_path, 4, {"supervised": _runs(0.9, seed=6), "mran": _runs(0.9, seed=7)}, "supervised")
+    judged = {c["key"]: c for c in json.loads(write_claims(tmp_path)["json"].read_text())["claims"]}
+    assert judged["second-domain"]["worse"].startswith("T3") and judged["second-domain"]["verdict"] == "supported"
+    assert judged["delta-vs-constant"]["reason"] == "failed: boom"
+
+
+def test_clips_without_a_group_are_their_own_clusters_in_the_probe_interval(tmp_path):
+    records = [VideoRecord(f"t{k}", "x", k % 6, "train", "", "list", 40 + 35 * (k % 6)) for k in range(60)]
+    records += [VideoRecord(f"v{k}", "x", k % 6, "test", "", "list", 33 + (k * 7) % 190) for k in range(120)]
+    (tmp_path / "prepared" / "main").mkdir(parents=True)
+    DatasetIndex(CLASSES, records).save(tmp_path / "prepared" / "main" / "index.json")
+    length = json.loads(write_claims(tmp_path)["json"].read_text())["length"]
+    assert length["test"]["hi"] - length["test"]["lo"] > 0.05  # not one cluster of zero width
+
+
+def test_the_table_cell_and_its_interval_come_from_the_same_predictions(tmp_path):
+    from darkaction.experiments.results import row_stats
+    from darkaction.experiments.runner import RowResult
+    from darkaction.experiments.tables import TABLES
+
+    runs = _runs(0.7, seed=12)
+    for r in runs:
+        r["top1"] = 99.0  # a stale summary must not stand beside an interval computed from the predictions
+    st = row_stats(TABLES[2], [RowResult(2, "delta", "Delta", 90.46, runs=runs)])["delta"]
+    assert st["ci"][0] <= st["mean"] <= st["ci"][1] and st["mean"] != 99.0

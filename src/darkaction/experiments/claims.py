@@ -4,10 +4,10 @@ inconclusive.
     write_claims(out)   # reads <out>/table{1..4}.json (written by `experiment N`), writes <out>/claims.{md,json,png}
 
 A claim "A beats B" compares rows A and B on the test videos and seeds both have (experiments/compare.py): the mean
-difference, its 95 % bootstrap interval over seeds and test recording groups, and a sign-flip p-value. Supported when
-the interval lies above zero, contradicted when below, inconclusive otherwise; a claim whose rows were not run says
-so. Eleven claims are tested at the 95 % level each, without a multiplicity correction: about one in twenty true
-"no difference" claims would still look decided; the p-values are listed for whoever wants Holm's correction.
+difference, its 95 % interval (test recording groups and seeds both counted, evaluation/stats.py) and its p-value.
+Supported when the interval lies above zero, contradicted when below, inconclusive otherwise; a claim whose rows were
+not run says so. Thirteen claims are tested at the 95 % level each, without a multiplicity correction: about one in
+twenty true "no difference" claims would still look decided; the p-values are listed for Holm's correction.
 
 The length section fits a probe that predicts the class from clip length alone on the training split
 (experiments/length.py) and shows, per row, how much better the row does on test clips whose length points to their
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from darkaction.errors import DataError
 from darkaction.evaluation.stats import verdict
-from darkaction.experiments.compare import Outcomes, confusion_between, outcomes, paired, top1
+from darkaction.experiments.compare import Outcomes, confusion_between, missing_predictions, outcomes, paired, top1
 from darkaction.experiments.length import LengthProbe, length_gap
 from darkaction.utils import atomic_write_bytes, atomic_write_text, read_json, write_json
 
@@ -64,8 +64,6 @@ CLAIMS: tuple[Claim, ...] = (
     Claim("supervised-vs-mran", "Fully supervised beats MRAN (Table 4)", (4, "supervised"), (4, "mran")),
 )
 
-METRIC_WORDS = {"top1": "top-1 difference (points)", "sit_stand": "sit<->stand confusion reduction (points)"}
-
 
 def load_tables(out: Path) -> dict[int, dict]:
     """The table records `experiment N` wrote into `out` (table{N}.json), by number."""
@@ -80,16 +78,19 @@ def load_tables(out: Path) -> dict[int, dict]:
 def _row(tables: dict, where: tuple[int, str] | str) -> tuple[str, Outcomes | None, str]:
     """(label, outcomes or None, why not) of a claim side."""
     places = FULL_ROWS if where == FULL else (where,)
-    for n, key in places:
+    first_problem = None
+    for n, key in places:  # the full method: the first table that measured it
         rec = tables.get(n)
         row = next((r for r in rec["rows"] if r["key"] == key), None) if rec else None
         if row is None:
             continue
         label = f"T{n} {row['name']}"
-        if row["status"] != "ok":
-            return label, None, f"{row['status']}: {row['reason']}"
-        o = outcomes(row["runs"])
-        return label, o, "" if o is not None else "no per-video predictions saved (rerun the table)"
+        why = f"{row['status']}: {row['reason']}" if row["status"] != "ok" else missing_predictions(row["runs"])
+        if not why:
+            return label, outcomes(row["runs"]), ""
+        first_problem = first_problem or (label, None, why)
+    if first_problem:
+        return first_problem
     n, key = places[0]
     if n in tables:
         return f"T{n} {key}", None, f"row {key} of table {n} not run (`darkaction experiment {n} --rows {key}`)"
@@ -111,7 +112,8 @@ def judge(claim: Claim, tables: dict) -> dict:
     if d is None:
         return {**rec, "verdict": "not measured", "reason": "the rows share no test video or seed"}
     effect = {k: 100 * d[k] for k in ("diff", "lo", "hi")}
-    return {**rec, **effect, "p": d["p"], "n": d["n"], "seeds": d["seeds"], "clusters": d["clusters"],
+    return {**rec, **effect, "p": d["p"], "sign_flip_p": d["sign_flip_p"], "n": d["n"], "seeds": d["seeds"],
+            "clusters": d["clusters"], "seeds_covered": d["seeds_covered"], "coarse": d["coarse"],
             "verdict": verdict(d)}  # fmt: skip
 
 
@@ -129,10 +131,11 @@ def length_section(out: Path, tables: dict) -> dict:
     if not train or not test or not all(r.n_frames for r in train + test):
         return {"error": f"{path}: no training or test clips with recorded lengths"}
     name = lambda r: index.classes[r.label]  # noqa: E731
+    group = lambda r: r.group or f"video:{r.video_id}"  # noqa: E731  a clip without a group is its own cluster
     probe = LengthProbe.fit([r.n_frames for r in train], [name(r) for r in train])
     section = {
-        "train": probe.accuracy([r.n_frames for r in train], [name(r) for r in train], [r.group for r in train]),
-        "test": probe.accuracy([r.n_frames for r in test], [name(r) for r in test], [r.group for r in test]),
+        "train": probe.accuracy([r.n_frames for r in train], [name(r) for r in train], [group(r) for r in train]),
+        "test": probe.accuracy([r.n_frames for r in test], [name(r) for r in test], [group(r) for r in test]),
         "chance": 1.0 / len(index.classes),
         "rows": [],
     }
@@ -145,16 +148,36 @@ def length_section(out: Path, tables: dict) -> dict:
     return section
 
 
+def fmt_p(p: float) -> str:
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _caveats(c: dict) -> str:
+    notes = []
+    if not c.get("seeds_covered", True):
+        notes.append("1 seed: training randomness not in the interval")
+    if c.get("coarse"):
+        notes.append(f"only {c['clusters']} test groups: coarse")
+    return f" ({'; '.join(notes)})" if notes else ""
+
+
 def claims_markdown(judged: list[dict], length: dict, tables: dict) -> str:
     presets = sorted({t.get("preset", "?") for t in tables.values()})
+    splits = sorted({run.get("split", "test") for t in tables.values() for r in t["rows"] for run in r["runs"]})
+    where = " and ".join(splits) or "test"
     lines = ["# The paper's claims, measured", ""]
     lines.append(
         f"From the tables in this folder (preset {', '.join(presets) or '-'}; tables "
         f"{', '.join(str(n) for n in sorted(tables)) or 'none'} measured). Each claim compares two rows on the same "
-        "test videos and seeds: the effect in points (positive = as the paper claims), its 95 % bootstrap interval "
-        "over seeds and test recording groups, the sign-flip p-value, and the verdict: supported (interval above "
-        "0), contradicted (below 0), inconclusive (contains 0). No correction for testing several claims."
+        f"{where}-split videos and seeds: the effect in points (positive = as the paper claims), its 95 % interval "
+        "(the test sample clustered by recording group, plus the spread over seeds; Student t), the p-value of the "
+        "same t statistic, and the verdict: supported (interval above 0), contradicted (below 0), inconclusive "
+        "(contains 0). No correction for testing several claims."
     )
+    if "val" in splits:
+        lines.append(
+            "The validation split also chose each run's checkpoint, so its numbers are optimistic for every row alike."
+        )
     lines += [
         "",
         "| Claim | Rows | Effect (points) [95 % CI] | p | Videos x seeds | Verdict |",
@@ -165,8 +188,8 @@ def claims_markdown(judged: list[dict], length: dict, tables: dict) -> str:
         if "diff" in c:
             what = " (sit<->stand confusion)" if c["metric"] == "sit_stand" else ""
             eff = f"{c['diff']:+.1f} [{c['lo']:+.1f}, {c['hi']:+.1f}]{what}"
-            lines.append(f"| {c['claim']} | {rows} | {eff} | {c['p']:.3f} | {c['n']} x {len(c['seeds'])} | "
-                         f"**{c['verdict']}** |")  # fmt: skip
+            lines.append(f"| {c['claim']} | {rows} | {eff} | {fmt_p(c['p'])} | {c['n']} x {len(c['seeds'])} | "
+                         f"**{c['verdict']}**{_caveats(c)} |")  # fmt: skip
         else:
             lines.append(f"| {c['claim']} | {rows} | - | - | - | {c['verdict']}: {c['reason']} |")
     lines += ["", "## The length confound (the paper's Figure 4)", ""]
@@ -180,14 +203,16 @@ def claims_markdown(judged: list[dict], length: dict, tables: dict) -> str:
             f"{tr['n']} training clips and **{100 * te['top1']:.1f} %** [{100 * te['lo']:.1f}, {100 * te['hi']:.1f}] "
             f"on the {te['n']} test clips (chance {100 * length['chance']:.1f} %). A test clip is length-matched "
             "when its length points to its own class (the probe gets it right). A model that leans on length does "
-            "better on matched clips than on mismatched ones:"
+            "better on matched clips than on mismatched ones of the same class; the gap is taken within each class "
+            "and averaged over classes, with a 95 % interval (test groups and seeds):"
         )
-        lines += ["", "| Row | Top-1 on matched clips (%) | On mismatched clips (%) | Gap (points) [95 % CI] | "
-                  "Matched / mismatched clips |", "|---|---|---|---|---|"]  # fmt: skip
+        lines += ["", "| Row | Top-1 on matched clips (%) | On mismatched clips (%) | Gap within classes (points) "
+                  "[95 % CI] | Matched / mismatched clips (test groups) |", "|---|---|---|---|---|"]  # fmt: skip
         for r in length["rows"]:
             lines.append(
                 f"| T{r['table']} {r['name']} | {100 * r['acc_matched']:.1f} | {100 * r['acc_mismatched']:.1f} | "
-                f"{100 * r['gap']:+.1f} [{100 * r['lo']:+.1f}, {100 * r['hi']:+.1f}] | {r['in']} / {r['out']} |"
+                f"{100 * r['gap']:+.1f} [{100 * r['lo']:+.1f}, {100 * r['hi']:+.1f}] | "
+                f"{r['in']} ({r['clusters_in']}) / {r['out']} ({r['clusters_out']}) |"
             )
     return "\n".join(lines) + "\n"
 

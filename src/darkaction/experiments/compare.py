@@ -2,11 +2,12 @@
 
     o = outcomes(row_result.runs)              # None when a run was saved without per-video predictions
     o.correct()                                # (seeds, videos) 0/1
-    interval(o)                                # 95 % interval of the row's mean top-1 (fractions)
+    estimate_top1(o)                           # the row's mean top-1 with its 95 % interval (fractions)
     paired(a, b)                               # a - b on their common seeds and videos: diff, lo, hi, p, n, seeds
     paired(a, b, metric=confusion_between("sit", "stand"))
 
-Intervals resample seeds and whole test recording groups (evaluation/stats.py); a video without a group is its own.
+Intervals add the test sample's variance (clustered by recording group; a video without a group is its own) and the
+seeds' (evaluation/stats.py).
 """
 
 from __future__ import annotations
@@ -16,9 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from darkaction.evaluation.stats import bootstrap_interval, paired_difference
-
-BOOT = 5000
+from darkaction.evaluation.stats import estimate, paired_difference
 
 
 @dataclass
@@ -47,28 +46,38 @@ class Outcomes:
                         self.preds[np.ix_(si, vi)])  # fmt: skip
 
 
+def missing_predictions(runs: list[dict]) -> str:
+    """Why `outcomes(runs)` is None ("" when it is not)."""
+    if not runs:
+        return "no finished run"
+    if any(not r.get("predictions") for r in runs):
+        return "no per-video predictions saved (rerun the table)"
+    common = set.intersection(*({p["video_id"] for p in r["predictions"]} for r in runs))
+    return "" if common else "the seeds were scored on different videos"
+
+
 def outcomes(runs: list[dict]) -> Outcomes | None:
-    """The row's outcomes from its runs' results.json dicts; None when any run lacks predictions (saved before they
-    were recorded) or the seeds were scored on different videos."""
-    if not runs or any(not r.get("predictions") for r in runs):
+    """The row's outcomes from its runs' results.json dicts, on the videos every seed scored (in the first seed's
+    order); None when a run lacks predictions (saved before they were recorded) or no video is common."""
+    if missing_predictions(runs):
         return None
-    first = runs[0]["predictions"]
-    videos = [p["video_id"] for p in first]
-    if any([p["video_id"] for p in r["predictions"]] != videos for r in runs):
-        return None
+    by_id = [{p["video_id"]: p for p in r["predictions"]} for r in runs]
+    videos = [p["video_id"] for p in runs[0]["predictions"] if all(p["video_id"] in b for b in by_id)]
+    first = [by_id[0][v] for v in videos]
     return Outcomes(
         seeds=[int(r.get("seed", k)) for k, r in enumerate(runs)],
         videos=videos,
         groups=[str(p.get("group") or "") for p in first],
         n_frames=[int(p.get("n_frames") or 0) for p in first],
         labels=[p["label"] for p in first],
-        preds=np.array([[p["pred"] for p in r["predictions"]] for r in runs], dtype=object),
+        preds=np.array([[b[v]["pred"] for v in videos] for b in by_id], dtype=object),
     )
 
 
-def interval(o: Outcomes, boot: int = BOOT) -> tuple[float, float]:
-    """95 % interval of the mean top-1 over seeds and test videos (fractions)."""
-    return bootstrap_interval(o.correct(), o.cluster_ids(), boot=boot)
+def estimate_top1(o: Outcomes) -> dict:
+    """The mean top-1 over seeds and test videos with its 95 % interval, clipped to [0, 1] (fractions)."""
+    e = estimate(o.correct(), o.cluster_ids())
+    return {**e, "lo": max(0.0, e["lo"]), "hi": min(1.0, e["hi"])}
 
 
 Metric = Callable[[Outcomes], tuple[np.ndarray, np.ndarray]]  # -> (seeds x videos scores, video mask)
@@ -90,7 +99,7 @@ def confusion_between(a: str, b: str) -> Metric:
     return metric
 
 
-def paired(a: Outcomes, b: Outcomes, metric: Metric = top1, boot: int = BOOT) -> dict | None:
+def paired(a: Outcomes, b: Outcomes, metric: Metric = top1) -> dict | None:
     """metric(a) - metric(b) on the seeds and videos both rows have: {"diff", "lo", "hi", "p", "clusters", "n",
     "seeds"} (fractions), or None when they share no seed or video."""
     seeds = [s for s in a.seeds if s in b.seeds]
@@ -103,5 +112,5 @@ def paired(a: Outcomes, b: Outcomes, metric: Metric = top1, boot: int = BOOT) ->
     sb, _ = metric(b)
     if not mask.any():
         return None
-    d = paired_difference(sa[:, mask], sb[:, mask], a.cluster_ids()[mask], boot=boot)
+    d = paired_difference(sa[:, mask], sb[:, mask], a.cluster_ids()[mask])
     return {**d, "n": int(mask.sum()), "seeds": seeds}

@@ -6,10 +6,12 @@ In ARID's training split a clip's length says much about its class; in its test 
     probe = LengthProbe.fit(train_lengths, train_labels)   # predicts the class from the clip length alone
     probe.accuracy(lengths, labels)                         # on train (high when lengths give the class away) and test
     length_gap(outcomes, probe)                             # a row's top-1 on length-matched minus length-mismatched
-                                                            # test clips, with a 95 % interval
+                                                            # test clips of the same class, with a 95 % interval
 
 A test clip is *length-matched* when its length points to its own class (the probe predicts it correctly), and
-mismatched otherwise: a model that leans on length does well on the first kind and badly on the second.
+mismatched otherwise: a model that leans on length does well on the first kind and badly on the second. The gap is
+taken within each class and averaged over classes (weighted by their clips), so a class that is easy anyway and
+happens to hold many matched clips does not make a gap by itself.
 
 The probe is a Gaussian class-conditional model of log length with the training class frequencies as priors: the
 simplest classifier that can use every difference between the classes' length distributions.
@@ -63,13 +65,16 @@ class LengthProbe:
 
 
 def length_gap(o: Outcomes, probe: LengthProbe) -> dict | None:
-    """A row's top-1 on length-matched test clips minus on mismatched ones ({"gap", "lo", "hi", "in", "out"},
-    fractions), or None when all test clips fall on one side or lengths were not recorded."""
+    """A row's top-1 on length-matched test clips minus on mismatched ones of the same class ({"gap", "lo", "hi",
+    "in", "out", ...}, fractions), or None when lengths were not recorded or a side has clips in fewer than 5 test
+    groups."""
     if not all(o.n_frames):
         return None
     mask = probe.matched(o.n_frames, o.labels)
     if mask.all() or not mask.any():
         return None
     correct = o.correct()
-    g = subset_gap(correct, mask, o.cluster_ids())
+    g = subset_gap(correct, mask, o.cluster_ids(), strata=o.labels)
+    if g is None:
+        return None
     return {**g, "acc_matched": float(correct[:, mask].mean()), "acc_mismatched": float(correct[:, ~mask].mean())}

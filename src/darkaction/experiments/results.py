@@ -3,7 +3,7 @@
 write_table(table, row_results, out_dir, preset="cpu", seeds=3, notes=[...])
   -> {"md": <out>/table2.md, "csv": <out>/table2.csv, "json": <out>/table2.json, "png": <out>/table2.png}
 
-Each row: per-seed top-1, the mean with a 95 % interval (bootstrap over seeds and test recording groups), and the
+Each row: per-seed top-1, the mean with a 95 % interval (test recording groups and seeds, evaluation/stats.py), and the
 paired difference from the table's full-method row on the same videos and seeds, with its interval and p-value
 (experiments/compare.py). The JSON keeps every run's per-video predictions for `experiment claims`.
 """
@@ -14,7 +14,7 @@ import csv
 import io
 from pathlib import Path
 
-from darkaction.experiments.compare import interval, outcomes, paired
+from darkaction.experiments.compare import estimate_top1, outcomes, paired
 from darkaction.utils import atomic_write_bytes, atomic_write_text, write_json
 
 CSV_FIELDS = [
@@ -43,8 +43,9 @@ CSV_FIELDS = [
 
 
 def row_stats(table, results: list) -> dict[str, dict]:
-    """Per row key: "ci" (95 % interval of the mean top-1, percent) and "diff" (paired difference from the table's
-    full-method row, points, with "lo", "hi", "p", "n", "seeds"); absent where runs lack per-video predictions."""
+    """Per row key: "mean" and "ci" (the mean top-1 over seeds and videos from the per-video predictions and its 95 %
+    interval, percent), "clusters", "seeds_covered", and "diff" (paired difference from the table's full-method row,
+    points, with "lo", "hi", "p", "n", "seeds"); empty where runs lack per-video predictions."""
     outs = {r.key: outcomes(r.runs) if r.status == "ok" else None for r in results}
     ref = outs.get(getattr(table, "reference", ""))
     stats: dict[str, dict] = {}
@@ -53,8 +54,9 @@ def row_stats(table, results: list) -> dict[str, dict]:
         if o is None:
             stats[r.key] = {}
             continue
-        lo, hi = interval(o)
-        entry: dict = {"ci": (100 * lo, 100 * hi), "n": len(o.videos)}
+        e = estimate_top1(o)
+        entry: dict = {"mean": 100 * e["mean"], "ci": (100 * e["lo"], 100 * e["hi"]), "n": len(o.videos),
+                       "clusters": e["clusters"], "seeds_covered": e["seeds_covered"]}  # fmt: skip
         if ref is not None and r.key != table.reference:
             d = paired(o, ref)
             if d is not None:
@@ -72,12 +74,12 @@ def _fmt(mean: float | None, std: float | None) -> str:
 def _measured_cell(r, st: dict) -> str:
     if r.status != "ok":
         return f"{r.status}: {r.reason}".replace("|", "\\|")
-    mean = r.mean("top1")
+    if "ci" in st:  # the point estimate and its interval from the same per-video predictions
+        return f"{st['mean']:.1f} [{st['ci'][0]:.1f}, {st['ci'][1]:.1f}]"
+    mean, std = r.mean("top1"), r.std("top1")
     if mean is None:
         return "-"
-    if "ci" in st:
-        return f"{mean:.1f} [{st['ci'][0]:.1f}, {st['ci'][1]:.1f}]"
-    return _fmt(mean, r.std("top1"))
+    return f"{mean:.1f}" + (f" ± {std:.1f} sd" if std is not None else "") + " (no per-video predictions: no interval)"
 
 
 def _paper(r) -> str:
@@ -90,7 +92,8 @@ def _diff_cell(st: dict, is_reference: bool) -> str:
     d = st.get("diff")
     if not d:
         return "-"
-    return f"{d['diff']:+.1f} [{d['lo']:+.1f}, {d['hi']:+.1f}], p = {d['p']:.3f}"
+    p = "< 0.001" if d["p"] < 0.001 else f"= {d['p']:.3f}"
+    return f"{d['diff']:+.1f} [{d['lo']:+.1f}, {d['hi']:+.1f}], p {p}"
 
 
 def markdown(table, results: list, preset: str, seeds: int, notes: list[str], stats: dict | None = None) -> str:
@@ -108,13 +111,14 @@ def markdown(table, results: list, preset: str, seeds: int, notes: list[str], st
     ref = next((r.name for r in results if r.key == getattr(table, "reference", "")), None)
     lines.append(
         f"Measured: preset `{preset}`, {seeds} seed(s) per row, top-1 accuracy (%) on {where}{count} with the "
-        "configured test views averaged: the mean over seeds with its 95 % interval [bootstrap over seeds and whole "
-        "test recording groups], and the per-seed values."
+        "configured test views averaged: the mean over seeds with its 95 % interval [the test sample clustered by "
+        "recording group plus the spread over seeds, Student t; with one seed the training randomness is not in "
+        "it], and the per-seed values."
     )
     if ref:
         lines.append(
             f"Difference from the full method ({ref}): the paired difference in points on the same test videos and "
-            "seeds, its 95 % bootstrap interval and the two-sided sign-flip permutation p-value over test groups."
+            "seeds, its 95 % interval (as above) and the two-sided p-value of the same t statistic."
         )
     has_test = any(run.get("test_top1") is not None for r in results for run in r.runs)
     if has_test:
@@ -195,21 +199,25 @@ def bar_chart(table, results: list, preset: str, stats: dict | None = None) -> b
     x = np.arange(len(results))
     width = 0.38
     fig, ax = figure(1, 1, figsize=(max(5.0, 1.5 * len(results) + 1.5), 4.2), dpi=110)
-    measured = [r.mean("top1") if r.status == "ok" else None for r in results]
+    measured, lower, upper, sd_only = [], [], [], False
+    for r in results:
+        st = stats.get(r.key, {})
+        m = st.get("mean", r.mean("top1")) if r.status == "ok" else None
+        measured.append(m)
+        if m is not None and "ci" in st:
+            lower.append(max(0.0, m - st["ci"][0]))
+            upper.append(max(0.0, st["ci"][1] - m))
+        else:  # runs saved without per-video predictions: the spread over seeds, said in the legend
+            sd = r.std("top1") or 0.0
+            sd_only = sd_only or (m is not None)
+            lower.append(sd)
+            upper.append(sd)
     heights = [m if m is not None else 0.0 for m in measured]
-    lower, upper = [], []
-    for r, m in zip(results, measured):
-        ci = stats.get(r.key, {}).get("ci")
-        if m is not None and ci:
-            lower.append(max(0.0, m - ci[0]))
-            upper.append(max(0.0, ci[1] - m))
-        else:
-            lower.append(r.std("top1") or 0.0)
-            upper.append(r.std("top1") or 0.0)
-    label = f"measured ({preset}), 95 % CI" if any(s.get("ci") for s in stats.values()) else f"measured ({preset})"
+    label = f"measured ({preset}), 95 % CI" + (" (sd over seeds where no predictions were kept)" if sd_only else "")
     ax.bar(x - width / 2, heights, width, yerr=[lower, upper], capsize=3, color="tab:blue", label=label)
-    ax.bar(x + width / 2, [r.paper or 0.0 for r in results], width, color="lightgrey", hatch="//", edgecolor="grey",
-           label="paper (reported)")  # fmt: skip
+    reported = [(i, r.paper) for i, r in enumerate(results) if r.paper is not None]  # no bar where none is reported
+    ax.bar([x[i] + width / 2 for i, _ in reported], [p for _, p in reported], width, color="lightgrey", hatch="//",
+           edgecolor="grey", label="paper (reported)")  # fmt: skip
     for i, (m, r) in enumerate(zip(measured, results)):
         text = f"{m:.1f}" if m is not None else r.status
         ax.text(i - width / 2, (m or 0.0) + upper[i] + 1.0, text, ha="center", va="bottom", fontsize=7, rotation=90)
