@@ -216,3 +216,14 @@ def test_every_shipped_preset_gives_the_temporal_head_at_least_8_time_steps(pres
     assert info["temporal_tokens"] >= 8, f"{preset}: {info['temporal_tokens']} time steps into the head"
     assert main(["model-info", "--config", str(CONFIGS / preset)]) == 0
     assert f"tokens     {info['temporal_tokens']} time steps" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("backbone", ["slowfast", "efficientnet_b0", "c3d"])
+def test_settings_only_r2plus1d_reads_are_refused_not_ignored(backbone):
+    from darkaction.models.build import build_model
+
+    for extra, word in (("model.head=tgap", "model.head=tgap"), ("model.freeze_bn=true", "freeze_bn"),
+                        ("model.se=true", "model.se")):  # fmt: skip
+        cfg = load_config(None, [f"model.backbone={backbone}", "model.width=0.125", extra])
+        with pytest.raises(ConfigError, match=word):
+            build_model(cfg.model, 6, 16)

@@ -142,8 +142,10 @@ def test_quarter_width_trains_one_step_on_cpu(backbone):
 
 @pytest.mark.parametrize("backbone", FIG1_BACKBONES)
 def test_flow_input_bn_settings_and_input_check(backbone):
-    cfg = ModelConfig(backbone=backbone, width=0.125, in_channels=5, bn_eps=1e-5, bn_momentum=0.01, head="mran")
-    model = build_model(cfg, num_classes=3, T=16).eval()  # `model.head` does not apply to these networks
+    cfg = ModelConfig(backbone=backbone, width=0.125, in_channels=5, bn_eps=1e-5, bn_momentum=0.01)
+    model = build_model(cfg, num_classes=3, T=16).eval()
+    with pytest.raises(ConfigError, match="model.head=mran"):  # their own classifier: a head choice is refused
+        build_model(ModelConfig(backbone=backbone, width=0.125, head="mran"), num_classes=3, T=16)
     with torch.no_grad():
         assert model(torch.randn(1, 5, 16, 32, 32)).shape == (1, 3)
     bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm3d)]

@@ -91,6 +91,22 @@ def _check_choice(key: str, value: str, valid: tuple[str, ...]) -> None:
         raise ConfigError(f"model.{key} '{value}' is unknown{hint} (valid: {', '.join(valid)})")
 
 
+def _refuse_ignored(cfg) -> None:
+    """Settings that only an R(2+1)D backbone reads are an error elsewhere, not silently dropped: the head choice
+    (SlowFast and Figure 1's networks have their own classifier, EfficientNet always a BERT head), BN freezing and
+    the SE blocks."""
+    if cfg.backbone in R2PLUS1D_BACKBONES:
+        return
+    ignored = [f"model.head={cfg.head}"] if cfg.head != "bert" else []
+    ignored += ["model.freeze_bn=true"] if cfg.freeze_bn else []
+    ignored += ["model.se=true"] if cfg.se else []
+    if ignored:
+        raise ConfigError(
+            f"model.backbone={cfg.backbone} does not use {', '.join(ignored)} (R(2+1)D backbones only); remove "
+            f"{'it' if len(ignored) == 1 else 'them'} or pick r2plus1d_18 / r2plus1d_34"
+        )
+
+
 def build_model(cfg, num_classes: int, T: int) -> nn.Module:
     """ModelConfig, number of classes, frames per clip -> the model; loads `cfg.pretrained` when set.
 
@@ -112,6 +128,7 @@ def build_model(cfg, num_classes: int, T: int) -> nn.Module:
         raise ConfigError(f"a classifier needs at least one class, got num_classes={num_classes}")
     if T < 1:
         raise ConfigError(f"sampling.T must be at least 1, got {T}")
+    _refuse_ignored(cfg)
     if cfg.backbone == "slowfast":
         from darkaction.models.slowfast import build_slowfast
 
