@@ -297,8 +297,9 @@ class TrainConfig:
 class EvalConfig:
     views: int = 5
     strategy: StrategyOrSame = ""  # "" = sampling.test_strategy or sampling.strategy
-    # videos per forward pass, each with all its `views` clips (8 x 5 views = 40 clips: measured in docs/results.md)
-    batch_size: int = 8
+    # videos per forward pass, each with all its `views` clips; on a 2-core CPU 8 videos (40 clips) a batch ran at
+    # 0.64x the clips/s of 1 (docs/results.md), so 1 stays the default; raise it on a GPU
+    batch_size: int = 1
     split: Literal["test", "val", "train"] = "test"
 
 
