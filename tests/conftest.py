@@ -41,3 +41,14 @@ def tiny_synth(tiny_synth_cfg: SynthConfig) -> Path:
     from darkaction.data.synthetic import synth
 
     return synth(tiny_synth_cfg)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny models on a shared 2-core CPU: one torch thread avoids OpenMP barrier stalls; restored afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

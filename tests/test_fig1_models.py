@@ -14,14 +14,7 @@ from darkaction.models.info import model_info
 from darkaction.models.resnext3d import ResNeXt3D
 from darkaction.models.squeezenet3d import SqueezeNet3D
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny models on a shared 2-core CPU: one thread avoids OpenMP barrier stalls (see tests/test_build.py)
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _conv(cin: int, cout: int, k: int, bias: bool = True, groups: int = 1) -> int:

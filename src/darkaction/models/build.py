@@ -80,8 +80,12 @@ class VideoClassifier(nn.Module):
 
     def forward_with_attention(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(B, C, T, H, W) -> logits (B, num_classes) and the head's attention over time (B, T') or None (TGAP):
-        the same computation as `forward`, returned instead of stored, for inference and export."""
-        return self.head.forward_with_attention(self.features(x))
+        the same computation as `forward`, returned instead of stored, for inference and export. A head without
+        attention (Figure 1's classifiers) gives None."""
+        feats = self.features(x)
+        if not hasattr(self.head, "forward_with_attention"):
+            return self.head(feats), None
+        return self.head.forward_with_attention(feats)
 
 
 def _check_choice(key: str, value: str, valid: tuple[str, ...]) -> None:

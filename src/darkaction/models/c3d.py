@@ -29,6 +29,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from darkaction.models.build import VideoClassifier
+
 # (output channels of each 3x3x3 conv) per group, and the max-pool closing the group: (kernel, stride, padding)
 GROUPS = ((64,), (128,), (256, 256), (512, 512), (512, 512))
 POOLS = (
@@ -127,19 +129,11 @@ class C3DHead(nn.Module):
         return self.fc(self.fc2(self.fc1(self.pool(feats).flatten(1))))
 
 
-class C3D(nn.Module):
+class C3D(VideoClassifier):
     """forward (B, C, T, H, W) -> logits (B, K); `features(x)` -> pool5's map (B, 512w, T', h, w)."""
 
     def __init__(self, backbone: C3DFeatures, num_classes: int, fc_width: int = FC_WIDTH) -> None:
-        super().__init__()
-        self.backbone = backbone
-        self.head = C3DHead(backbone.out_channels, num_classes, fc_width)
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.backbone(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone(x))
+        super().__init__(backbone, C3DHead(backbone.out_channels, num_classes, fc_width))
 
 
 def build_c3d(cfg, num_classes: int, T: int) -> C3D:

@@ -35,6 +35,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from darkaction.models.build import VideoClassifier
+
 DEPTHS = {101: (3, 4, 23, 3)}
 PLANES = (128, 256, 512, 1024)
 STEM_CHANNELS = 64
@@ -151,19 +153,11 @@ class ResNeXt3DHead(nn.Module):
         return self.fc(self.pool(feats).flatten(1))
 
 
-class ResNeXt3D(nn.Module):
+class ResNeXt3D(VideoClassifier):
     """forward (B, C, T, H, W) -> logits (B, K); `features(x)` -> layer4's map (B, 2048w, T', h, w)."""
 
     def __init__(self, backbone: ResNeXt3DFeatures, num_classes: int) -> None:
-        super().__init__()
-        self.backbone = backbone
-        self.head = ResNeXt3DHead(backbone.out_channels, num_classes)
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.backbone(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone(x))
+        super().__init__(backbone, ResNeXt3DHead(backbone.out_channels, num_classes))
 
 
 def build_resnext3d(cfg, num_classes: int, T: int) -> ResNeXt3D:

@@ -39,6 +39,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from darkaction.models.build import VideoClassifier
+
 STEM_CHANNELS = 64
 # (squeeze, expand 1x1x1, expand 3x3x3, bypass) per Fire module, "pool" for a 3x3x3 stride-2 max-pool (version 1.1)
 LAYOUT = (
@@ -142,19 +144,11 @@ class SqueezeNet3DHead(nn.Module):
         return self.pool(self.relu(self.conv(self.dropout(feats)))).flatten(1)
 
 
-class SqueezeNet3D(nn.Module):
+class SqueezeNet3D(VideoClassifier):
     """forward (B, C, T, H, W) -> logits (B, K); `features(x)` -> fire9's map (B, 512w, T', h, w)."""
 
     def __init__(self, backbone: SqueezeNet3DFeatures, num_classes: int) -> None:
-        super().__init__()
-        self.backbone = backbone
-        self.head = SqueezeNet3DHead(backbone.out_channels, num_classes)
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.backbone(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone(x))
+        super().__init__(backbone, SqueezeNet3DHead(backbone.out_channels, num_classes))
 
 
 def build_squeezenet3d(cfg, num_classes: int, T: int) -> SqueezeNet3D:
