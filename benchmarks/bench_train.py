@@ -4,6 +4,7 @@
     python benchmarks/bench_train.py --quick               # smoke run: the demo model, 3 timed steps
     python benchmarks/bench_train.py --presets paper       # the paper model (64x112x112 R(2+1)D-34 + BERT, batch 2)
     python benchmarks/bench_train.py --procs 2             # + one-thread processes side by side (experiment --jobs)
+    python benchmarks/bench_train.py --profile runs/demo/config.yaml   # where a real fit's time goes
 
 A step is what training does per batch: forward, focal loss, backward, Ranger step, on a batch of the preset's size
 and input shape (random data: the data path is not timed here). Variants: `eager` (fp32, contiguous: the baseline),
@@ -11,7 +12,10 @@ and input shape (random data: the data path is not timed here). Variants: `eager
 inductor; its compile time is reported apart). Variants are interleaved after a warm-up, the best and the median of
 the timed steps are kept, and the fp32 and bf16 GEMM peaks are measured in the same run: compare ratios, not seconds.
 `--procs N` runs the eager step in N processes of one thread each at once and reports their summed clips/s against
-one process with all threads: what `darkaction experiment --jobs N` gains. Writes runs/bench/train.json.
+one process with all threads: what `darkaction experiment --jobs N` gains. `--profile RUN/config.yaml` trains that
+run's configuration again for a few epochs (into a temporary folder, on its prepared data) under Lightning's simple
+profiler and splits the fit's wall time into the model (forward + loss, backward) and everything outside it (data,
+optimizer, precise BN, checkpoints, validation, the rest of Lightning). Writes runs/bench/train.json.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import statistics
 import time
 from pathlib import Path
 
+import lightning as L
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -171,9 +176,52 @@ def bench_procs(name: str, procs: int, steps: int, batch: int | None, overrides=
             "gain": sum(rates) / one}  # fmt: skip
 
 
+class _GrabProfiler(L.Callback):
+    def on_fit_start(self, trainer, pl_module) -> None:
+        self.profiler = trainer.profiler
+
+
+# Lightning's simple-profiler actions, grouped; optimizer_step wraps the closure (training_step and backward), so the
+# optimizer's own time is what is left of it, and ModelCheckpoint's hooks contain save_checkpoint.
+_SHARES = {
+    "forward + loss": lambda name: name.endswith("Strategy.training_step"),
+    "backward": lambda name: name.endswith("Strategy.backward"),
+    "data": lambda name: name.endswith((".train_dataloader_next", ".train_dataloader", ".batch_to_device")),
+    "precise BN": lambda name: name.startswith("[Callback]PreciseBN"),
+    "checkpoints": lambda name: name.startswith("[Callback]ModelCheckpoint"),
+    "validation": lambda name: "val" in name.lower() and name.startswith(("[_EvaluationLoop]", "[Strategy]")),
+}
+
+
+def profile_fit(run_config: str, epochs: int, overrides=()) -> dict:
+    """Train `run_config` for `epochs` under the simple profiler; the fit's wall time split into shares."""
+    import tempfile
+
+    from darkaction.training.run import train
+
+    with tempfile.TemporaryDirectory() as tmp:
+        fixed = [("run_dir", tmp), ("train.epochs", epochs), ("train.pretrain_epochs", 0), ("train.progress", False)]
+        cfg = load_config(run_config, [*fixed, ("train.profiler", "simple"), *overrides])
+        grab = _GrabProfiler()
+        t0 = time.perf_counter()
+        train(cfg, callbacks=[grab])
+        wall = time.perf_counter() - t0
+    totals = {k: sum(v) for k, v in grab.profiler.recorded_durations.items()}
+    shares = {group: sum(t for k, t in totals.items() if match(k)) for group, match in _SHARES.items()}
+    opt = sum(t for k, t in totals.items() if k.endswith(".optimizer_step"))
+    shares["optimizer"] = max(0.0, opt - shares["forward + loss"] - shares["backward"])
+    shares["rest (Lightning, logging, set-up)"] = max(0.0, wall - sum(shares.values()))
+    steps = len(
+        next((v for k, v in grab.profiler.recorded_durations.items() if k.endswith("Strategy.training_step")), [])
+    )
+    return {"config": run_config, "epochs": epochs, "steps": steps, "batch": cfg.train.batch_size, "wall_s": wall,
+            "seconds": shares, "share": {k: v / wall for k, v in shares.items()},
+            "outside_model": 1 - (shares["forward + loss"] + shares["backward"]) / wall}  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--presets", nargs="+", default=["demo", "cpu"], choices=list(PRESETS))
+    ap.add_argument("--presets", nargs="+", choices=list(PRESETS), help="default: demo cpu (none with --profile)")
     ap.add_argument("--variants", nargs="+", default=["eager", "cl", "bf16"], choices=VARIANTS)
     ap.add_argument("--steps", type=int, default=8, help="timed steps per variant (after one warm-up)")
     ap.add_argument("--batch", type=int, help="batch size (default: the preset's; paper: 2)")
@@ -181,9 +229,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--set", dest="overrides", nargs="*", default=[], metavar="KEY=VALUE",
                     help="config overrides for every preset, e.g. augment.height=32 augment.width=32")  # fmt: skip
     ap.add_argument("--eval", action="store_true", help="also time inference at 1 vs 8 videos (x 5 views) a batch")
+    ap.add_argument("--profile", metavar="RUN_CONFIG", help="a run's config.yaml: profile a few epochs of its fit")
+    ap.add_argument("--profile-epochs", type=int, default=2)
     ap.add_argument("--quick", action="store_true", help="smoke run: the demo model, eager and cl, 3 steps")
     ap.add_argument("--out", default="runs/bench/train.json")
     args = ap.parse_args(argv)
+    if args.presets is None:
+        args.presets = [] if args.profile else ["demo", "cpu"]
     if args.quick:
         args.presets, args.variants, args.steps = ["demo"], ["eager", "cl"], 3
     peaks = {"fp32": gemm_peak(torch.float32), "bf16": gemm_peak(torch.bfloat16)}
@@ -219,10 +271,18 @@ def main(argv: list[str] | None = None) -> int:
             cells = [f"{r['videos_per_batch']} video(s) x 5 views {r['clips_per_s']:.1f} clips/s "
                      f"({r['clips_per_s'] / base:.2f}x)" for r in rows_e]  # fmt: skip
             print(f"{name} inference: " + ", ".join(cells))
+    profile = None
+    if args.profile:
+        profile = profile_fit(args.profile, args.profile_epochs, tuple(args.overrides))
+        print(f"fit of {args.profile}: {profile['epochs']} epochs, {profile['steps']} steps of {profile['batch']} "
+              f"clips, {profile['wall_s']:.1f} s; outside the model (forward + loss, backward): "
+              f"{profile['outside_model']:.0%}")  # fmt: skip
+        for group, sec in profile["seconds"].items():
+            print(f"  {group:<34}{sec:>8.2f} s {profile['share'][group]:>6.1%}")
     out = Path(args.out)
     write_json(out, {"overrides": args.overrides, "torch": torch.__version__, "threads": torch.get_num_threads(),
-                     "cpu": platform.processor(),
-                     "cores": os.cpu_count(), "peaks": peaks, "rows": rows, "procs": procs, "eval": evals})  # fmt: skip
+                     "cpu": platform.processor(), "cores": os.cpu_count(), "peaks": peaks, "rows": rows,
+                     "procs": procs, "eval": evals, "profile": profile})  # fmt: skip
     print(f"wrote {out}")
     return 0
 

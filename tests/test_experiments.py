@@ -381,3 +381,25 @@ def test_figure1_rows_build_train_one_step_and_write_their_own_files(tmp_path):
     resnext_line = next(line for line in md.splitlines() if line.startswith("| 3D-ResNeXt-101 |"))
     assert resnext_line.endswith("| - |")  # no reported number in the paper column
     assert (tmp_path / "exp" / "fig1.png").is_file() and len(res["rows"]) == 4
+
+
+def test_time_norm_ablation_is_run_like_a_table_and_shares_the_full_methods_run(tmp_path):
+    from darkaction.experiments.tables import ABLATIONS, FULL
+
+    tab = get_table("timenorm")
+    assert tab is ABLATIONS["timenorm"] and tab.stem == "timenorm" and tab.label == "Ablation"
+    assert [r.key for r in tab.rows] == ["none", "l2", "rms"] and tab.reference == "none"
+    plan = Plan("cpu", tmp_path, tmp_path, None, None, list(TINY))
+    full = plan.config_for(TABLES[2].row("delta"), 0)
+    assert plan.config_for(tab.row("none"), 0) == full  # the cpu preset's default: the same run as the full method
+    assert {r.key: plan.config_for(r, 0).model.time_norm for r in tab.rows} == {"none": "none", "l2": "l2",
+                                                                              "rms": "rms"}  # fmt: skip
+    assert all(r.overrides[: len(FULL)] == FULL for r in tab.rows)
+    res = experiment("timenorm", data=_data(tmp_path), seeds=2, out=tmp_path / "exp", overrides=list(TINY),
+                     stages=FakeStages(), progress=False)  # fmt: skip
+    md = (tmp_path / "exp" / "timenorm.md").read_text()
+    assert md.startswith("# Ablation: Time-domain normalisation") and "| rms: each channel" in md
+    assert not list((tmp_path / "exp").glob("table*.json"))  # the claims read tables 1-4 only
+    assert len(res["rows"]) == 3 and all(len(r.runs) == 2 for r in res["rows"])
+    with pytest.raises(ConfigError, match="ablations: timenorm"):
+        get_table("bogus")

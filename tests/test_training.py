@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import shutil
 
 import lightning as L
 import pytest
@@ -222,6 +223,24 @@ def test_loggers_are_configurable_and_metrics_csv_is_always_written(tmp_path):
         assert not (tmp_path / "wb" / "checkpoints").exists()  # refused before any training
 
 
+def test_simple_profiler_writes_where_the_fit_spent_its_time(tmp_path):
+    grab = GrabProfiler()
+    run = train(_cfg(tmp_path, "prof", epochs=2, profiler="simple"), model=TinyNet(), datamodule=StandInData(),
+                callbacks=[grab])  # fmt: skip
+    report = (run / "fit-profile.txt").read_text()
+    assert "run_training_batch" in report and "backward" in report
+    steps = [k for k in grab.profiler.recorded_durations if k.endswith(".training_step")]
+    assert steps and len(grab.profiler.recorded_durations[steps[0]]) == 6  # 12 clips / 4 a batch x 2 epochs
+    assert not (tmp_path / "plain" / "fit-profile.txt").exists()
+    with pytest.raises(ConfigError, match="train.profiler"):
+        _cfg(tmp_path, "bad", profiler="nvtx")
+
+
+class GrabProfiler(L.Callback):
+    def on_fit_start(self, trainer, pl_module):
+        self.profiler = trainer.profiler
+
+
 def test_train_is_a_short_composition_of_named_steps():
     import inspect
 
@@ -231,3 +250,26 @@ def test_train_is_a_short_composition_of_named_steps():
     assert len([line for line in body.splitlines() if line.strip()]) <= 15
     for step in ("check_run", "pretrain_backbone", "build_datamodule", "record_run_config", "build_trainer", "fit"):
         assert f"{step}(" in body
+
+
+@pytest.mark.slow  # compiling forward and backward takes 1-2 min on 2 cores
+@pytest.mark.skipif(not shutil.which("c++"), reason="torch.compile's CPU backend (inductor) needs a C++ compiler")
+def test_compiled_model_matches_eager_within_bf16_tolerance(one_torch_thread):
+    tiny = [("model.pretrained", ""), ("model.width", 0.125), ("sampling.T", 8), ("model.bert_hidden", 32),
+            ("model.bert_heads", 4), ("model.bert_ffn", 64)]  # fmt: skip
+    torch.manual_seed(0)
+    compiled = VideoClassifierModule(load_config(None, [*tiny, ("train.compile", True)]), 4)
+    eager = VideoClassifierModule(load_config(None, tiny), 4)
+    eager.load_state_dict(compiled.state_dict())  # compiling in place keeps every parameter's name
+    clip, label = torch.randn(2, 3, 8, 32, 32), torch.tensor([1, 3])
+    grads = []
+    for m in (compiled, eager):
+        m.eval()  # no dropout or token masking: inductor draws its own random numbers
+        logits = m(clip)
+        nn.functional.cross_entropy(logits, label).backward()
+        grads.append((logits.detach(), [p.grad.clone() for p in m.parameters() if p.grad is not None]))
+    (lc, gc), (le, ge) = grads
+    torch.testing.assert_close(lc, le, rtol=1.6e-2, atol=1e-3)  # bf16's resolution
+    assert len(gc) == len(ge) > 0
+    for a, b in zip(gc, ge):
+        torch.testing.assert_close(a, b, rtol=1.6e-2, atol=1e-3 * b.abs().max().item() + 1e-6)

@@ -560,7 +560,8 @@ def _add_experiment(sub) -> None:
     p.add_argument(
         "table",
         help="1 (enhancement), 2 (sampling), 3 (architecture), 4 (HMDB51 + ARID), fig1 (Figure 1: C3D, 3D-ResNeXt-101, "
-        "3D-SqueezeNet), all (tables 1-4), claims (verdicts only)",
+        "3D-SqueezeNet), timenorm (ablation: model.time_norm none / l2 / rms), all (tables 1-4), claims (verdicts "
+        "only)",
     )
     p.add_argument("--data", help="main dataset folder (cpu: a synthetic dataset, generated when omitted; paper: ARID)")
     p.add_argument("--preset", choices=["cpu", "paper"], default="cpu", help="cpu: synthetic, CPU-sized; paper: GPU")

@@ -144,6 +144,7 @@ def run_key(cfg: Config) -> str:
         d.pop(k, None)
     d["train"].pop("progress", None)
     d["train"].pop("workers", None)
+    d["train"].pop("profiler", None)
     d["cache"].pop("workers", None)
     d["synth"] = {}
     # only what differs from the defaults: a config field added later (at its default) keeps every key, so a table

@@ -38,16 +38,19 @@ class Table:
     rows: tuple[Row, ...]
     note: str = ""
     reference: str = ""  # the row every other row is compared with (paired): the full method
-    kind: str = "table"  # table | figure (the paper's Figure 1 is a chart of numbers like a table's)
+    kind: str = "table"  # table | figure (the paper's Figure 1 is a chart of numbers like a table's) | ablation
     paper_source: str = ""  # where the paper column's numbers come from, when not the paper itself
+    slug: str = ""  # an ablation's name: `experiment <slug>` and its files' stem
 
     @property
     def label(self) -> str:
-        return f"{self.kind.capitalize()} {self.number}"
+        return "Ablation" if self.kind == "ablation" else f"{self.kind.capitalize()} {self.number}"
 
     @property
     def stem(self) -> str:
-        """File name stem of its outputs: table2, fig1."""
+        """File name stem of its outputs: table2, fig1, timenorm."""
+        if self.kind == "ablation":
+            return self.slug
         return f"table{self.number}" if self.kind == "table" else f"fig{self.number}"
 
     def row(self, key: str) -> Row:
@@ -139,6 +142,40 @@ FIGURE1 = Table(
     "paper shows them only as a chart): '-'.",
 )
 
+# Settings the paper leaves open, measured like a table so that a preset's default is chosen by evidence. The paper
+# reports no number for any of them (paper column "-").
+ABLATIONS: dict[str, Table] = {
+    "timenorm": Table(
+        0,
+        "Time-domain normalisation of the backbone's features before BERT (model.time_norm)",
+        (
+            Row(
+                "none",
+                "none: the features as they are (what the reference feeds BERT)",
+                None,
+                (*FULL, ("model.time_norm", "none")),
+            ),
+            Row(
+                "l2",
+                "l2: each time step's vector to unit L2 norm (what the reference computes)",
+                None,
+                (*FULL, ("model.time_norm", "l2")),
+            ),
+            Row(
+                "rms",
+                "rms: each channel to unit RMS over time (a reading of the paper's words)",
+                None,
+                (*FULL, ("model.time_norm", "rms")),
+            ),
+        ),
+        'The paper: "features are normalized in the time domain before BERT"; which normalisation is not said.',
+        "none",
+        kind="ablation",
+        paper_source="The paper reports no number for this choice.",
+        slug="timenorm",
+    ),
+}
+
 # Per-preset extras applied before a row's overrides: sizes of the baselines at that scale.
 PRESET_EXTRAS: dict[str, tuple[tuple[str, Any], ...]] = {
     "paper": (("model.slowfast_depth", 34), ("model.slowfast_alpha", 8), ("model.slowfast_beta", 0.125)),
@@ -167,17 +204,22 @@ BRIGHT_SYNTH = {"brightness": [90.0, 160.0], "noise": 0.3, "seed_offset": 1000}
 
 
 def get_table(number: int | str) -> Table:
-    """1-4 (or "table2"), or "fig1" for Figure 1's comparison networks."""
+    """1-4 (or "table2"), "fig1" for Figure 1's comparison networks, or an ablation's name ("timenorm")."""
     from darkaction.errors import ConfigError
 
     if str(number).lower() in ("fig1", "figure1"):
         return FIGURE1
+    if str(number).lower() in ABLATIONS:
+        return ABLATIONS[str(number).lower()]
     try:
         n = int(str(number).removeprefix("table"))
     except ValueError:
         n = -1
     if n not in TABLES:
-        raise ConfigError(f"unknown table {number!r}; the paper has tables 1, 2, 3 and 4 (and fig1)")
+        ablations = ", ".join(ABLATIONS)
+        raise ConfigError(
+            f"unknown table {number!r}; the paper has tables 1, 2, 3 and 4 (and fig1); ablations: {ablations}"
+        )
     return TABLES[n]
 
 
@@ -190,5 +232,7 @@ def select_rows(table: Table, keys: list[str] | None) -> list[Row]:
     valid = [r.key for r in table.rows]
     bad = [k for k in keys if k not in valid]
     if bad:
-        raise ConfigError(f"table {table.number} has no row(s) {', '.join(bad)}; its rows are: {', '.join(valid)}")
+        raise ConfigError(
+            f"{table.label} {table.stem} has no row(s) {', '.join(bad)}; its rows are: {', '.join(valid)}"
+        )
     return [r for r in table.rows if r.key in keys]

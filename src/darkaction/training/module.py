@@ -51,6 +51,8 @@ class VideoClassifierModule(L.LightningModule):
             from darkaction.models.build import build_model
 
             model = build_model(cfg.model, self.num_classes, cfg.sampling.T)
+        if cfg.train.compile:
+            model.compile()  # in place: the parameters keep their names, checkpoints stay loadable without it
         self.model = model
         self.criterion = build_loss(cfg.train.loss, cfg.train.focal_gamma, cfg.train.focal_alpha or None)
         self.train_acc = MulticlassAccuracy(num_classes=self.num_classes, average="micro")

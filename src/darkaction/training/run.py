@@ -263,10 +263,22 @@ def build_trainer(cfg, run_dir: Path, has_val: bool, callbacks: list | None = No
             *([TQDMProgressBar(refresh_rate=10_000)] if t.progress and not sys.stdout.isatty() and not own_bar else []),
             *(callbacks or []),
         ],
+        profiler=build_profiler(t.profiler, run_dir),
         log_every_n_steps=max(1, min(50, t.batch_size)),
         enable_progress_bar=t.progress,
         enable_model_summary=t.progress,
     )
+
+
+def build_profiler(kind: str, run_dir: Path):
+    """Lightning's profiler of that kind, writing its report to <run>/fit-profile.txt; None when `kind` is ""."""
+    if not kind:
+        return None
+    from lightning.pytorch import profilers
+
+    cls = {"simple": profilers.SimpleProfiler, "advanced": profilers.AdvancedProfiler,
+           "pytorch": profilers.PyTorchProfiler}[kind]  # fmt: skip
+    return cls(dirpath=run_dir, filename="profile")
 
 
 def fit(trainer, lit, dm, run_dir: Path, resume: bool) -> None:
