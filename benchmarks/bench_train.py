@@ -14,13 +14,15 @@ the timed steps are kept, and the fp32 and bf16 GEMM peaks are measured in the s
 `--procs N` runs the eager step in N processes of one thread each at once and reports their summed clips/s against
 one process with all threads: what `darkaction experiment --jobs N` gains. `--profile RUN/config.yaml` trains that
 run's configuration again for a few epochs (into a temporary folder, on its prepared data) under Lightning's simple
-profiler and splits the fit's wall time into the model (forward + loss, backward) and everything outside it (data,
-optimizer, precise BN, checkpoints, validation, the rest of Lightning). Writes runs/bench/train.json.
+profiler and splits the fit's wall time into the training step (forward + loss, backward) and everything outside it
+(data, optimizer, precise BN, checkpoints, validation, the rest of Lightning); Lightning's full report is copied to
+runs/bench/train-fit-profile.txt. Writes runs/bench/train.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing as mp
 import os
 import platform
@@ -28,7 +30,6 @@ import statistics
 import time
 from pathlib import Path
 
-import lightning as L
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -176,47 +177,23 @@ def bench_procs(name: str, procs: int, steps: int, batch: int | None, overrides=
             "gain": sum(rates) / one}  # fmt: skip
 
 
-class _GrabProfiler(L.Callback):
-    def on_fit_start(self, trainer, pl_module) -> None:
-        self.profiler = trainer.profiler
-
-
-# Lightning's simple-profiler actions, grouped; optimizer_step wraps the closure (training_step and backward), so the
-# optimizer's own time is what is left of it, and ModelCheckpoint's hooks contain save_checkpoint.
-_SHARES = {
-    "forward + loss": lambda name: name.endswith("Strategy.training_step"),
-    "backward": lambda name: name.endswith("Strategy.backward"),
-    "data": lambda name: name.endswith((".train_dataloader_next", ".train_dataloader", ".batch_to_device")),
-    "precise BN": lambda name: name.startswith("[Callback]PreciseBN"),
-    "checkpoints": lambda name: name.startswith("[Callback]ModelCheckpoint"),
-    "validation": lambda name: "val" in name.lower() and name.startswith(("[_EvaluationLoop]", "[Strategy]")),
-}
-
-
-def profile_fit(run_config: str, epochs: int, overrides=()) -> dict:
-    """Train `run_config` for `epochs` under the simple profiler; the fit's wall time split into shares."""
+def profile_fit(run_config: str, epochs: int, out: Path, overrides=()) -> dict:
+    """Train `run_config` again for `epochs` (in a temporary folder, no loggers) under the simple profiler; returns
+    its fit-shares.json record and copies Lightning's full report next to `out`."""
+    import shutil
     import tempfile
 
     from darkaction.training.run import train
 
     with tempfile.TemporaryDirectory() as tmp:
-        fixed = [("run_dir", tmp), ("train.epochs", epochs), ("train.pretrain_epochs", 0), ("train.progress", False)]
-        cfg = load_config(run_config, [*fixed, ("train.profiler", "simple"), *overrides])
-        grab = _GrabProfiler()
-        t0 = time.perf_counter()
-        train(cfg, callbacks=[grab])
-        wall = time.perf_counter() - t0
-    totals = {k: sum(v) for k, v in grab.profiler.recorded_durations.items()}
-    shares = {group: sum(t for k, t in totals.items() if match(k)) for group, match in _SHARES.items()}
-    opt = sum(t for k, t in totals.items() if k.endswith(".optimizer_step"))
-    shares["optimizer"] = max(0.0, opt - shares["forward + loss"] - shares["backward"])
-    shares["rest (Lightning, logging, set-up)"] = max(0.0, wall - sum(shares.values()))
-    steps = len(
-        next((v for k, v in grab.profiler.recorded_durations.items() if k.endswith("Strategy.training_step")), [])
-    )
-    return {"config": run_config, "epochs": epochs, "steps": steps, "batch": cfg.train.batch_size, "wall_s": wall,
-            "seconds": shares, "share": {k: v / wall for k, v in shares.items()},
-            "outside_model": 1 - (shares["forward + loss"] + shares["backward"]) / wall}  # fmt: skip
+        fixed = [("run_dir", tmp), ("train.epochs", epochs), ("train.max_steps", -1), ("train.pretrain_epochs", 0),
+                 ("train.progress", False), ("train.loggers", []), ("train.profiler", "simple")]  # fmt: skip
+        cfg = load_config(run_config, [*fixed, *overrides])
+        run = train(cfg)
+        record = json.loads((run / "fit-shares.json").read_text())
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(run / "fit-profile.txt", out.with_name(out.stem + "-fit-profile.txt"))
+    return {"config": run_config, "epochs": epochs, "batch": cfg.train.batch_size, **record}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -230,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="config overrides for every preset, e.g. augment.height=32 augment.width=32")  # fmt: skip
     ap.add_argument("--eval", action="store_true", help="also time inference at 1 vs 8 videos (x 5 views) a batch")
     ap.add_argument("--profile", metavar="RUN_CONFIG", help="a run's config.yaml: profile a few epochs of its fit")
-    ap.add_argument("--profile-epochs", type=int, default=2)
+    ap.add_argument("--profile-epochs", type=int, default=2, help="epochs of the profiled fit (default 2)")
     ap.add_argument("--quick", action="store_true", help="smoke run: the demo model, eager and cl, 3 steps")
     ap.add_argument("--out", default="runs/bench/train.json")
     args = ap.parse_args(argv)
@@ -238,12 +215,14 @@ def main(argv: list[str] | None = None) -> int:
         args.presets = [] if args.profile else ["demo", "cpu"]
     if args.quick:
         args.presets, args.variants, args.steps = ["demo"], ["eager", "cl"], 3
-    peaks = {"fp32": gemm_peak(torch.float32), "bf16": gemm_peak(torch.bfloat16)}
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}"
-          f", native bf16: {torch.ops.mkldnn._is_mkldnn_bf16_supported()}; GEMM 1024^3: fp32 "
-          f"{peaks['fp32'] / 1e9:.0f} GFLOP/s, bf16 {peaks['bf16'] / 1e9:.0f} GFLOP/s", flush=True)  # fmt: skip
-    print(f"{'preset':<7}{'variant':>9}{'GFLOP/step':>11}{'best s':>8}{'median s':>9}{'clips/s':>8}{'GFLOP/s':>8}"
-          f"{'of fp32 pk':>11}{'of bf16 pk':>11}{'vs eager':>9}")  # fmt: skip
+          f", native bf16: {torch.ops.mkldnn._is_mkldnn_bf16_supported()}", flush=True)  # fmt: skip
+    peaks = {}
+    if args.presets:  # the peaks the steps are compared with, measured in the same run
+        peaks = {"fp32": gemm_peak(torch.float32), "bf16": gemm_peak(torch.bfloat16)}
+        print(f"GEMM 1024^3: fp32 {peaks['fp32'] / 1e9:.0f} GFLOP/s, bf16 {peaks['bf16'] / 1e9:.0f} GFLOP/s")
+        print(f"{'preset':<7}{'variant':>9}{'GFLOP/step':>11}{'best s':>8}{'median s':>9}{'clips/s':>8}{'GFLOP/s':>8}"
+              f"{'of fp32 pk':>11}{'of bf16 pk':>11}{'vs eager':>9}")  # fmt: skip
     rows = []
     for name in args.presets:
         for r in bench_preset(name, args.variants, args.steps, args.batch, tuple(args.overrides)):
@@ -271,15 +250,18 @@ def main(argv: list[str] | None = None) -> int:
             cells = [f"{r['videos_per_batch']} video(s) x 5 views {r['clips_per_s']:.1f} clips/s "
                      f"({r['clips_per_s'] / base:.2f}x)" for r in rows_e]  # fmt: skip
             print(f"{name} inference: " + ", ".join(cells))
+    out = Path(args.out)
     profile = None
     if args.profile:
-        profile = profile_fit(args.profile, args.profile_epochs, tuple(args.overrides))
-        print(f"fit of {args.profile}: {profile['epochs']} epochs, {profile['steps']} steps of {profile['batch']} "
-              f"clips, {profile['wall_s']:.1f} s; outside the model (forward + loss, backward): "
-              f"{profile['outside_model']:.0%}")  # fmt: skip
+        profile = profile_fit(args.profile, args.profile_epochs, out, tuple(args.overrides))
+        print(f"fit of {args.profile}: {profile['epochs']} epochs, {profile['train_steps']} steps of "
+              f"{profile['batch']} clips, {profile['fit_s']:.1f} s; outside the training step (forward + loss and "
+              f"backward of the training batches): {profile['outside_train_step']:.0%}")  # fmt: skip
         for group, sec in profile["seconds"].items():
-            print(f"  {group:<34}{sec:>8.2f} s {profile['share'][group]:>6.1%}")
-    out = Path(args.out)
+            share = profile["share"][group]
+            print(
+                f"  {group:<28}" + (f"{sec:>8.2f} s {share:>6.1%}" if sec is not None else "     n/a (accumulate > 1)")
+            )
     write_json(out, {"overrides": args.overrides, "torch": torch.__version__, "threads": torch.get_num_threads(),
                      "cpu": platform.processor(), "cores": os.cpu_count(), "peaks": peaks, "rows": rows,
                      "procs": procs, "eval": evals, "profile": profile})  # fmt: skip

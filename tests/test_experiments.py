@@ -387,7 +387,7 @@ def test_time_norm_ablation_is_run_like_a_table_and_shares_the_full_methods_run(
     from darkaction.experiments.tables import ABLATIONS, FULL
 
     tab = get_table("timenorm")
-    assert tab is ABLATIONS["timenorm"] and tab.stem == "timenorm" and tab.label == "Ablation"
+    assert tab is ABLATIONS["timenorm"] and tab.stem == "timenorm" and tab.label == "Ablation timenorm"
     assert [r.key for r in tab.rows] == ["none", "l2", "rms"] and tab.reference == "none"
     plan = Plan("cpu", tmp_path, tmp_path, None, None, list(TINY))
     full = plan.config_for(TABLES[2].row("delta"), 0)
@@ -398,7 +398,9 @@ def test_time_norm_ablation_is_run_like_a_table_and_shares_the_full_methods_run(
     res = experiment("timenorm", data=_data(tmp_path), seeds=2, out=tmp_path / "exp", overrides=list(TINY),
                      stages=FakeStages(), progress=False)  # fmt: skip
     md = (tmp_path / "exp" / "timenorm.md").read_text()
-    assert md.startswith("# Ablation: Time-domain normalisation") and "| rms: each channel" in md
+    assert md.startswith("# Ablation timenorm: Time-domain normalisation") and "| rms: each channel" in md
+    assert "Difference from the reference row (none:" in md
+    assert json.loads((tmp_path / "exp" / "timenorm.json").read_text())["stem"] == "timenorm"
     assert not list((tmp_path / "exp").glob("table*.json"))  # the claims read tables 1-4 only
     assert len(res["rows"]) == 3 and all(len(r.runs) == 2 for r in res["rows"])
     with pytest.raises(ConfigError, match="ablations: timenorm"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 
@@ -15,6 +16,7 @@ from darkaction.config import load_config
 from darkaction.errors import ConfigError
 from darkaction.training.datamodule import EpochShuffle
 from darkaction.training.module import NonFiniteLossError, VideoClassifierModule, mran_lambda
+from darkaction.training.profile import GROUPS, time_shares
 from darkaction.training.run import load_checkpoint, train
 from darkaction.utils import training_rng
 
@@ -229,11 +231,35 @@ def test_simple_profiler_writes_where_the_fit_spent_its_time(tmp_path):
                 callbacks=[grab])  # fmt: skip
     report = (run / "fit-profile.txt").read_text()
     assert "run_training_batch" in report and "backward" in report
-    steps = [k for k in grab.profiler.recorded_durations if k.endswith(".training_step")]
-    assert steps and len(grab.profiler.recorded_durations[steps[0]]) == 6  # 12 clips / 4 a batch x 2 epochs
-    assert not (tmp_path / "plain" / "fit-profile.txt").exists()
+    shares = json.loads((run / "fit-shares.json").read_text())
+    assert shares["train_steps"] == 6  # 12 clips / 4 a batch x 2 epochs
+    assert all(v is not None and v >= 0 for v in shares["seconds"].values())
+    assert shares["seconds"]["backward"] > 0 and shares["seconds"]["precise BN"] > 0
+    assert sum(shares["share"].values()) == pytest.approx(1.0, abs=1e-6)  # the groups add up to the fit
+    # no Lightning action falls in two groups
+    for action in grab.profiler.recorded_durations:
+        assert sum(match(action) for match in GROUPS.values()) <= 1, action
+    plain = train(_cfg(tmp_path, "plain", epochs=1), model=TinyNet(), datamodule=StandInData())
+    assert not (plain / "fit-profile.txt").exists() and not (plain / "fit-shares.json").exists()
     with pytest.raises(ConfigError, match="train.profiler"):
         _cfg(tmp_path, "bad", profiler="nvtx")
+
+
+def test_time_shares_subtract_the_closure_from_the_optimizer_step():
+    durations = {
+        "[_TrainingEpochLoop].train_dataloader_next": [0.5, 0.5],
+        "[LightningModule]M.optimizer_step": [3.0, 3.0],  # wraps training_step and backward
+        "[Strategy]SingleDeviceStrategy.training_step": [1.0, 1.0],
+        "[Strategy]SingleDeviceStrategy.backward": [1.5, 1.5],
+        "[Callback]PreciseBN.on_train_epoch_end": [2.0],
+        "[Callback]ModelCheckpoint{'monitor': None}.on_train_epoch_end": [0.25],
+        "save_checkpoint": [0.2],  # inside ModelCheckpoint's hook: not counted again
+    }
+    s = time_shares(durations, fit_seconds=10.0)
+    assert s["forward + loss"] == 2.0 and s["backward"] == 3.0 and s["optimizer"] == pytest.approx(1.0)
+    assert s["data"] == 1.0 and s["precise BN"] == 2.0 and s["checkpoints"] == 0.25
+    assert s["rest (Lightning, logging)"] == pytest.approx(0.75)
+    assert time_shares(durations, 10.0, accumulate=2)["optimizer"] is None  # the closure ran outside optimizer_step
 
 
 class GrabProfiler(L.Callback):
@@ -259,6 +285,8 @@ def test_compiled_model_matches_eager_within_bf16_tolerance(one_torch_thread):
             ("model.bert_heads", 4), ("model.bert_ffn", 64)]  # fmt: skip
     torch.manual_seed(0)
     compiled = VideoClassifierModule(load_config(None, [*tiny, ("train.compile", True)]), 4)
+    compiled.configure_model()  # what the Trainer calls in each training process
+    assert compiled.model._compiled_call_impl is not None
     eager = VideoClassifierModule(load_config(None, tiny), 4)
     eager.load_state_dict(compiled.state_dict())  # compiling in place keeps every parameter's name
     clip, label = torch.randn(2, 3, 8, 32, 32), torch.tensor([1, 3])

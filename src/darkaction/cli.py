@@ -548,9 +548,10 @@ def _run_serve(args: argparse.Namespace) -> int:
 def _add_experiment(sub) -> None:
     p = sub.add_parser(
         "experiment",
-        help="run one of the paper's tables (1-4, or all) and judge its claims",
+        help="run one of the paper's tables (1-4, all, fig1) or an ablation and judge the paper's claims",
         description="Train and evaluate every row of a table as its own run (resumable per row and seed: finished "
-        "ones are not re-run), then write <out>/tableN.md, .csv, .json and .png: per-seed top-1, the mean with a 95 % "
+        "ones are not re-run), then write <out>/tableN.md (fig1.md, timenorm.md), .csv, .json and .png: per-seed "
+        "top-1, the mean with a 95 % "
         "interval and the paired difference from the full method, beside the paper's reported numbers; and "
         "<out>/claims.md (.json, .png): each of the paper's claims with its measured effect and a verdict. "
         "`experiment all` runs tables 1-4; `experiment claims` only rewrites the verdicts from what is measured. "

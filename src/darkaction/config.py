@@ -283,11 +283,13 @@ class TrainConfig:
     limit_train_batches: float = 1.0
     check_val_every: int = 1
     progress: bool = True
-    # torch.compile (inductor) the model's forward for training. Off by default: on the 2-core CPU it ran 0.95x eager
-    # after a 113 s compile (docs/results.md); worth trying on a GPU. State-dict names do not change.
+    # torch.compile (inductor) the model for training. Off by default: on the 2-core CPU a training step ran 0.95x
+    # eager after a 113 s compile (docs/results.md); worth trying on a GPU. State-dict names do not change. Precise
+    # BN's no-grad passes, validation and a last smaller batch each compile a graph of their own.
     compile: bool = False
-    # Lightning's profiler of the fit: simple (time per hook: data, forward, backward, optimizer, callbacks) |
-    # advanced (cProfile) | pytorch (operators); its report goes to <run>/fit-profile.txt ("" = off)
+    # Lightning's profiler of the fit: simple (time per hook; also <run>/fit-shares.json: the training step against
+    # data, optimizer, precise BN, checkpoints ...) | advanced (cProfile) | pytorch (operators); the report goes to
+    # <run>/fit-profile.txt (fit-profile-<rank>.txt per process with DDP) ("" = off)
     profiler: Literal["", "simple", "advanced", "pytorch"] = ""
     precise_bn: int = 200  # clips over which BN statistics are recomputed exactly each epoch (0 = off)
     # loggers besides metrics.csv (always written: curves, report and resume read it); wandb runs offline into the

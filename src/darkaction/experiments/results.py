@@ -115,9 +115,10 @@ def markdown(table, results: list, preset: str, seeds: int, notes: list[str], st
         "recording group plus the spread over seeds, Student t; with one seed the training randomness is not in "
         "it], and the per-seed values."
     )
+    against = "the reference row" if table.kind == "ablation" else "the full method"
     if ref:
         lines.append(
-            f"Difference from the full method ({ref}): the paired difference in points on the same test videos and "
+            f"Difference from {against} ({ref}): the paired difference in points on the same test videos and "
             "seeds, its 95 % interval (as above) and the two-sided p-value of the same t statistic."
         )
     has_test = any(run.get("test_top1") is not None for r in results for run in r.runs)
@@ -130,7 +131,7 @@ def markdown(table, results: list, preset: str, seeds: int, notes: list[str], st
     lines += [""] + [f"- {n}" for n in notes] + ([""] if notes else [])
     test_head = " Measured top-1 on the test CSV (%) |" if has_test else ""
     lines.append(
-        f"| Method | Measured top-1 (%) [95 % CI] | Per seed | Difference from the full method | "
+        f"| Method | Measured top-1 (%) [95 % CI] | Per seed | Difference from {against} | "
         f"Measured mean class acc. (%) |{test_head} Seeds run | Paper top-1 (%, reported) |"
     )
     lines.append("|---|---|---|---|---|" + ("---|" if has_test else "") + "---|---|")
@@ -216,8 +217,9 @@ def bar_chart(table, results: list, preset: str, stats: dict | None = None) -> b
     label = f"measured ({preset}), 95 % CI" + (" (sd over seeds where no predictions were kept)" if sd_only else "")
     ax.bar(x - width / 2, heights, width, yerr=[lower, upper], capsize=3, color="tab:blue", label=label)
     reported = [(i, r.paper) for i, r in enumerate(results) if r.paper is not None]  # no bar where none is reported
-    ax.bar([x[i] + width / 2 for i, _ in reported], [p for _, p in reported], width, color="lightgrey", hatch="//",
-           edgecolor="grey", label="paper (reported)")  # fmt: skip
+    if reported:
+        ax.bar([x[i] + width / 2 for i, _ in reported], [p for _, p in reported], width, color="lightgrey",
+               hatch="//", edgecolor="grey", label="paper (reported)")  # fmt: skip
     for i, (m, r) in enumerate(zip(measured, results)):
         text = f"{m:.1f}" if m is not None else r.status
         ax.text(i - width / 2, (m or 0.0) + upper[i] + 1.0, text, ha="center", va="bottom", fontsize=7, rotation=90)
@@ -236,6 +238,7 @@ def table_record(table, results: list, preset: str, seeds: int, stats: dict) -> 
     """Everything measured for the table, per-video predictions included (what `experiment claims` reads)."""
     return {
         "table": table.number,
+        "stem": table.stem,
         "kind": table.kind,
         "title": table.title,
         "reference": getattr(table, "reference", ""),

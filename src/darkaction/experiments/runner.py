@@ -457,7 +457,8 @@ def experiment(
     progress: bool = True,
     jobs: int = 1,
 ) -> dict:
-    """Run `table` (1-4) and write `<out>/table<N>.{md,csv,png}`; returns {"table", "rows": [RowResult], "paths"}.
+    """Run `table` (1-4, "fig1" or an ablation such as "timenorm") and write `<out>/<stem>.{md,csv,json,png}`
+    (table2.md, fig1.md, timenorm.md); returns {"table", "rows": [RowResult], "paths"}.
 
     Args:
         data: the main dataset folder (cpu: a synthetic dataset, generated at <out>/data/synth when None; paper: the

@@ -51,12 +51,16 @@ class VideoClassifierModule(L.LightningModule):
             from darkaction.models.build import build_model
 
             model = build_model(cfg.model, self.num_classes, cfg.sampling.T)
-        if cfg.train.compile:
-            model.compile()  # in place: the parameters keep their names, checkpoints stay loadable without it
         self.model = model
         self.criterion = build_loss(cfg.train.loss, cfg.train.focal_gamma, cfg.train.focal_alpha or None)
         self.train_acc = MulticlassAccuracy(num_classes=self.num_classes, average="micro")
         self.val_acc = MulticlassAccuracy(num_classes=self.num_classes, average="micro")
+
+    def configure_model(self) -> None:
+        # Lightning calls this in every training process (spawned DDP workers do not inherit a compiled forward).
+        # In place: the parameters keep their names, so checkpoints load into an uncompiled model.
+        if self.cfg.train.compile and getattr(self.model, "_compiled_call_impl", None) is None:
+            self.model.compile()
 
     def forward(self, clip: torch.Tensor) -> torch.Tensor:
         """clip (B,C,T,H,W) float -> logits (B,K)."""

@@ -234,6 +234,7 @@ def build_trainer(cfg, run_dir: Path, has_val: bool, callbacks: list | None = No
     from lightning.pytorch.callbacks import LearningRateMonitor, ProgressBar, TQDMProgressBar
 
     from darkaction.training.precise_bn import PreciseBN
+    from darkaction.training.profile import FitShares, build_profiler
 
     t = cfg.train
     monitor, mode = ("val/acc", "max") if has_val else ("train/loss_epoch", "min")
@@ -261,6 +262,7 @@ def build_trainer(cfg, run_dir: Path, has_val: bool, callbacks: list | None = No
             # in a log file (no terminal) one progress line per epoch instead of one per step (Lightning's bar
             # writes to stdout)
             *([TQDMProgressBar(refresh_rate=10_000)] if t.progress and not sys.stdout.isatty() and not own_bar else []),
+            *([FitShares(run_dir / "fit-shares.json", t.accumulate)] if t.profiler == "simple" else []),
             *(callbacks or []),
         ],
         profiler=build_profiler(t.profiler, run_dir),
@@ -268,17 +270,6 @@ def build_trainer(cfg, run_dir: Path, has_val: bool, callbacks: list | None = No
         enable_progress_bar=t.progress,
         enable_model_summary=t.progress,
     )
-
-
-def build_profiler(kind: str, run_dir: Path):
-    """Lightning's profiler of that kind, writing its report to <run>/fit-profile.txt; None when `kind` is ""."""
-    if not kind:
-        return None
-    from lightning.pytorch import profilers
-
-    cls = {"simple": profilers.SimpleProfiler, "advanced": profilers.AdvancedProfiler,
-           "pytorch": profilers.PyTorchProfiler}[kind]  # fmt: skip
-    return cls(dirpath=run_dir, filename="profile")
 
 
 def fit(trainer, lit, dm, run_dir: Path, resume: bool) -> None:
