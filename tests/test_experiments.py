@@ -405,3 +405,5 @@ def test_time_norm_ablation_is_run_like_a_table_and_shares_the_full_methods_run(
     assert len(res["rows"]) == 3 and all(len(r.runs) == 2 for r in res["rows"])
     with pytest.raises(ConfigError, match="ablations: timenorm"):
         get_table("bogus")
+    with pytest.raises(ValueError, match="needs a slug"):
+        type(tab)(0, "untitled", tab.rows, kind="ablation")
