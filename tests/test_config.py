@@ -27,7 +27,7 @@ def test_paper_config_holds_the_papers_settings():
     t = cfg.enhance.train
     assert (t.w_tv, t.w_col, t.w_spa, t.epochs, t.lr, t.n_frames) == (200.0, 5.0, 10.0, 100, 1e-4, 2500)
     assert cfg.data.val_fraction == pytest.approx(0.2)
-    assert (t.loss_form, m.time_norm, m.pretrained) == ("paper", "rms", "required")
+    assert (t.loss_form, m.time_norm, m.pretrained) == ("paper", "l2", "required")  # time_norm: experiment timenorm
 
 
 def test_paper_config_marks_every_setting_the_paper_does_not_give():
