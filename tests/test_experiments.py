@@ -398,8 +398,8 @@ def test_time_norm_ablation_is_run_like_a_table_and_shares_the_full_methods_run(
     res = experiment("timenorm", data=_data(tmp_path), seeds=2, out=tmp_path / "exp", overrides=list(TINY),
                      stages=FakeStages(), progress=False)  # fmt: skip
     md = (tmp_path / "exp" / "timenorm.md").read_text()
-    assert md.startswith("# Ablation timenorm: Time-domain normalisation") and "| rms: each channel" in md
-    assert "Difference from the reference row (none:" in md
+    assert md.startswith("# Ablation timenorm: Time-domain normalisation") and "| rms per channel over time |" in md
+    assert "Difference from the reference row (none (what" in md
     assert json.loads((tmp_path / "exp" / "timenorm.json").read_text())["stem"] == "timenorm"
     assert not list((tmp_path / "exp").glob("table*.json"))  # the claims read tables 1-4 only
     assert len(res["rows"]) == 3 and all(len(r.runs) == 2 for r in res["rows"])

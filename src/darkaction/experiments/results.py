@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import textwrap
 from pathlib import Path
 
 from darkaction.experiments.compare import estimate_top1, outcomes, paired
@@ -199,7 +200,8 @@ def bar_chart(table, results: list, preset: str, stats: dict | None = None) -> b
     stats = stats if stats is not None else row_stats(table, results)
     x = np.arange(len(results))
     width = 0.38
-    fig, ax = figure(1, 1, figsize=(max(5.0, 1.5 * len(results) + 1.5), 4.2), dpi=110)
+    width_in = max(5.0, 1.5 * len(results) + 1.5)
+    fig, ax = figure(1, 1, figsize=(width_in, 4.2), dpi=110)
     measured, lower, upper, sd_only = [], [], [], False
     for r in results:
         st = stats.get(r.key, {})
@@ -226,7 +228,7 @@ def bar_chart(table, results: list, preset: str, stats: dict | None = None) -> b
     ax.set_xticks(x, [r.name for r in results], rotation=20, ha="right", fontsize=8)
     ax.set_ylabel("top-1 accuracy (%)")
     ax.set_ylim(0, 115)
-    ax.set_title(f"{table.label}: {table.title}", fontsize=9)
+    ax.set_title(textwrap.fill(f"{table.label}: {table.title}", int(12 * width_in)), fontsize=9)  # 9 pt: ~12/inch
     ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
     buf = io.BytesIO()

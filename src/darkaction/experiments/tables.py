@@ -154,25 +154,26 @@ _TIME_NORM = Table(
     (
         Row(
             "none",
-            "none: the features as they are (what the reference feeds BERT)",
+            "none (what the reference feeds BERT)",
             None,
             (*FULL, ("model.time_norm", "none")),
         ),
         Row(
             "l2",
-            "l2: each time step's vector to unit L2 norm (what the reference computes)",
+            "l2 per time step (what the reference computes)",
             None,
             (*FULL, ("model.time_norm", "l2")),
         ),
         Row(
             "rms",
-            "rms: each channel to unit RMS over time (a reading of the paper's words)",
+            "rms per channel over time",
             None,
             (*FULL, ("model.time_norm", "rms")),
         ),
     ),
-    'The paper: "features are normalized in the time domain before BERT"; which normalisation is not said. The '
-    "reference row is none, the cpu preset's default.",
+    'The paper: "features are normalized in the time domain before BERT"; which normalisation is not said. none: the '
+    "features as they are; l2: each time step's feature vector to unit L2 norm; rms: each channel to unit RMS over "
+    "the time steps. The reference row is none, the cpu preset's default.",
     "none",
     kind="ablation",
     paper_source="The paper reports no number for this choice.",
