@@ -231,7 +231,8 @@ def forest_plot(judged: list[dict]) -> bytes:
     ax.axvline(0.0, color="black", lw=0.8)
     ax.set_yticks(range(len(shown)), [c["claim"] for c in reversed(shown)], fontsize=7)
     ax.set_xlabel("effect in the claimed direction (points), 95 % interval")
-    ax.set_title("The paper's claims: green supported, red contradicted, grey inconclusive", fontsize=9)
+    # over the whole figure: the axes start right of the long claim labels, where an axes title would be cut off
+    fig.suptitle("The paper's claims: green supported, red contradicted, grey inconclusive", fontsize=9)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
