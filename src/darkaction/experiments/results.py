@@ -116,7 +116,7 @@ def markdown(table, results: list, preset: str, seeds: int, notes: list[str], st
         "recording group plus the spread over seeds, Student t; with one seed the training randomness is not in "
         "it], and the per-seed values."
     )
-    against = "the reference row" if table.kind == "ablation" else "the full method"
+    against = table.compared_with
     if ref:
         lines.append(
             f"Difference from {against} ({ref}): the paired difference in points on the same test videos and "

@@ -47,6 +47,11 @@ class Table:
         return f"Ablation {self.slug}" if self.kind == "ablation" else f"{self.kind.capitalize()} {self.number}"
 
     @property
+    def compared_with(self) -> str:
+        """What the `reference` row is, in the tables' words: the paper's full method, or an ablation's baseline."""
+        return "the reference row" if self.kind == "ablation" else "the full method"
+
+    @property
     def stem(self) -> str:
         """File name stem of its outputs: table2, fig1, timenorm."""
         if self.kind == "ablation":
@@ -237,7 +242,5 @@ def select_rows(table: Table, keys: list[str] | None) -> list[Row]:
     valid = [r.key for r in table.rows]
     bad = [k for k in keys if k not in valid]
     if bad:
-        raise ConfigError(
-            f"{table.label} {table.stem} has no row(s) {', '.join(bad)}; its rows are: {', '.join(valid)}"
-        )
+        raise ConfigError(f"{table.label} has no row(s) {', '.join(bad)}; its rows are: {', '.join(valid)}")
     return [r for r in table.rows if r.key in keys]

@@ -16,8 +16,6 @@ import lightning as L
 
 from darkaction.utils import write_json
 
-PROFILERS = ("simple", "advanced", "pytorch")
-
 # Lightning simple-profiler actions, grouped. Nesting decides the rules: optimizer_step wraps the closure
 # (training_step and backward) when train.accumulate is 1, so the optimizer's own time is what is left of it;
 # save_checkpoint runs inside ModelCheckpoint's hooks and is not counted again.
@@ -61,7 +59,6 @@ class FitShares(L.Callback):
 
     def __init__(self, path: Path, accumulate: int = 1) -> None:
         self.path, self.accumulate = Path(path), accumulate
-        self.record: dict | None = None
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._t0 = time.perf_counter()
@@ -71,8 +68,8 @@ class FitShares(L.Callback):
         durations = trainer.profiler.recorded_durations
         seconds = time_shares(durations, wall, self.accumulate)
         model = seconds["forward + loss"] + seconds["backward"]
-        steps = next((len(v) for a, v in durations.items() if a.endswith("Strategy.training_step")), 0)
-        self.record = {
+        steps = next((len(v) for a, v in durations.items() if GROUPS["forward + loss"](a)), 0)
+        record = {
             "fit_s": wall,
             "train_steps": steps,
             "seconds": seconds,
@@ -80,4 +77,4 @@ class FitShares(L.Callback):
             "outside_train_step": 1 - model / wall,  # everything but forward + loss and backward of training batches
         }
         if trainer.global_rank == 0:
-            write_json(self.path, self.record)
+            write_json(self.path, record)
