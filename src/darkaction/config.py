@@ -291,7 +291,9 @@ class TrainConfig:
     # data, optimizer, precise BN, checkpoints ...) | advanced (cProfile) | pytorch (operators); the report goes to
     # <run>/fit-profile.txt (fit-profile-<rank>.txt per process with DDP) ("" = off)
     profiler: Literal["", "simple", "advanced", "pytorch"] = ""
-    precise_bn: int = 200  # clips over which BN statistics are recomputed exactly each epoch (0 = off)
+    # clips over which BN statistics are recomputed exactly, before each validation and for the checkpoints once
+    # training ends (0 = off; training/precise_bn.py)
+    precise_bn: int = 200
     # loggers besides metrics.csv (always written: curves, report and resume read it); wandb runs offline into the
     # run directory, mlflow logs to MLFLOW_TRACKING_URI or ./mlruns; both need their package installed
     loggers: list[Literal["csv", "tensorboard", "wandb", "mlflow"]] = field(default_factory=lambda: ["tensorboard"])

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import math
 import time
 from collections import deque
@@ -27,6 +28,8 @@ import torch
 
 from darkaction.errors import ConfigError, DataError
 from darkaction.inference.stream import FrameStream
+
+log = logging.getLogger(__name__)
 
 EXPORT_RECORD = "recognizer.json"  # what `darkaction export` writes beside the exported models
 MAX_VIEWS = 64  # views per video or window: more only multiplies the cost
@@ -135,11 +138,16 @@ class Recognizer:
 
             return load_export(run, enhancer=enhancer)
         from darkaction.models.build import build_model
+        from darkaction.training.precise_bn import pending
         from darkaction.training.run import load_checkpoint
         from darkaction.utils import resolve_device
 
         run_dir, ckpt_path = resolve_run(run)
         ckpt = load_checkpoint(ckpt_path)
+        if pending(ckpt):
+            log.warning(f"{ckpt_path}: saved before training ended, so its BatchNorm statistics are the lagging "
+                        "running averages (precise BN recomputes them at the end of training); finish the run "
+                        "(darkaction train --resume) for the final statistics")  # fmt: skip
         info = ckpt.get("darkaction", {}) or {}
         cfg = _run_config(run_dir, ckpt_path, info)
         if precision == "fp32":

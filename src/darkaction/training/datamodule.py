@@ -198,8 +198,9 @@ class VideoDataModule(L.LightningDataModule):
             else None,
         )
 
-    def train_dataloader(self) -> DataLoader:
-        epoch, seed = self._epoch(), self.cfg.train.seed
+    def train_dataloader(self, epoch: int | None = None) -> DataLoader:
+        """The loader of the trainer's current epoch, or of `epoch` (precise BN recomputes a checkpoint's own)."""
+        epoch, seed = self._epoch() if epoch is None else int(epoch), self.cfg.train.seed
         ds: Dataset = self._dataset(self.train_records, train=True)
         if self.target_records:
             tgt = self._dataset(self.target_records, train=True, seed=seed + 1)

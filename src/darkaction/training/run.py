@@ -304,10 +304,14 @@ def checkpoint_callbacks(ckpt_dir: Path, monitor: str, mode: str) -> list:
 
 def train_state(run_dir: Path, epochs: int) -> str:
     """'done', 'resume' or 'fresh': how far the run in `run_dir` got towards `epochs` (from its last.ckpt)."""
+    from darkaction.training.precise_bn import pending
+
     last = Path(run_dir) / "checkpoints" / "last.ckpt"
     if not last.is_file():
         return "fresh"
-    return "done" if int(load_checkpoint(last).get("epoch", -1)) + 1 >= epochs else "resume"
+    ckpt = load_checkpoint(last)
+    # all epochs trained but stopped before precise BN finished the checkpoints: resuming finishes them
+    return "done" if int(ckpt.get("epoch", -1)) + 1 >= epochs and not pending(ckpt) else "resume"
 
 
 def pretrain_run_config(cfg):
