@@ -344,3 +344,18 @@ def test_a_run_saved_before_se_kind_existed_still_loads(tmp_path):
     cfg.model.se_kind = "spatial"
     with pytest.raises(CfgError, match="model.se_kind"):
         build_model(cfg.model, 6, 8)
+
+
+def test_a_checkpoint_saved_before_its_precise_bn_statistics_loads_with_a_warning(run, tmp_path, caplog):
+    """Training ends by giving each checkpoint its precise BN statistics; one saved before that (a run stopped
+    early) still loads, and says what it lacks."""
+    from darkaction.inference import Recognizer
+    from darkaction.training.precise_bn import CHECKPOINT_KEY
+
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
+    assert ckpt[CHECKPOINT_KEY] == "done"
+    ckpt[CHECKPOINT_KEY] = "pending"
+    torch.save(ckpt, tmp_path / "early.ckpt")
+    with caplog.at_level("WARNING", logger="darkaction.inference.recognizer"):
+        Recognizer.from_run(tmp_path / "early.ckpt")
+    assert "BatchNorm statistics" in caplog.text and "--resume" in caplog.text
