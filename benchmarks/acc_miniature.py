@@ -178,10 +178,10 @@ def main() -> None:
         sst = ", ".join("-" if v is None else f"{100 * v:.1f}" for v in ss)
         secs = ", ".join(f"{r['train_seconds']:.0f}" for r in rs)
         lines.append(f"| {h} | {per} | {100 * mean:.1f} ({100 * lo:.1f}-{100 * hi:.1f}) | {sst} | {secs} |")
-    n = runs[0]["n"]
-    lines += ["", f"{n} test videos of {len(set(groups))} recording groups, {args.seeds} seeds (0..{args.seeds - 1}); "
-              "intervals: bootstrap over seeds and whole test groups (3 seeds make the seed part coarse; 5 groups "
-              "allow 32 sign patterns, so p >= 1/16)."]  # fmt: skip
+    n, g = runs[0]["n"], len(set(groups))
+    lines += ["", f"{n} test videos of {g} recording groups, {args.seeds} seeds (0..{args.seeds - 1}); "
+              f"intervals: bootstrap over seeds and whole test groups (3 seeds make the seed part coarse; {g} groups "
+              f"allow {2**g} sign patterns, so p >= 1/{2 ** (g - 1)})."]  # fmt: skip
     if "bert" in correct and "tgap" in correct:
         pd = paired(correct["bert"], correct["tgap"], groups, args.boot, rng)
         summary["bert_minus_tgap"] = pd
