@@ -60,6 +60,7 @@ def test_zero_clips_turns_it_off():
 # ---------------------------------------------------------------- in a run: once, at the end, for each checkpoint
 
 import copy  # noqa: E402
+import shutil  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -127,13 +128,38 @@ def test_each_checkpoint_gets_the_statistics_of_a_pass_at_the_end_of_its_epoch(t
     assert not torch.allclose(_bn_stats(lagging / "checkpoints" / "last.ckpt")[0], ref.stats[2][0], atol=1e-3)
 
 
+def test_validation_reads_statistics_recomputed_before_it_and_its_checkpoints_are_done(tmp_path, monkeypatch):
+    passes = []
+    recompute = PreciseBN._recompute
+    monkeypatch.setattr(PreciseBN, "_recompute", lambda self, *a, **k: passes.append(a[2]) or recompute(self, *a, **k))
+    ref = EndOfEpochPass(clips=8)
+    run = train(_cfg(tmp_path, "val", epochs=3, lr=0.01, precise_bn=8), model=TinyNet(), datamodule=EpochData(val=True),
+                callbacks=[ref])  # fmt: skip
+    assert passes == [0, 1, 2]  # one before each validation, none left for the end
+    for name in ("best.ckpt", "last.ckpt"):
+        ckpt = load_checkpoint(run / "checkpoints" / name)
+        assert ckpt[CHECKPOINT_KEY] == "done"
+        for got, want in zip(_bn_stats(run / "checkpoints" / name), ref.stats[ckpt["epoch"]]):
+            assert torch.equal(got, want), name
+
+
+class DropNet(TinyNet):
+    """Dropout before the BN layer: the statistics depend on the RNG the pass draws from."""
+
+    def __init__(self):
+        super().__init__()
+        self.backbone = nn.Sequential(nn.Dropout(0.5), nn.BatchNorm3d(3), nn.Conv3d(3, 8, 3, padding=1), nn.ReLU())
+
+
 def test_a_run_stopped_before_its_statistics_were_computed_resumes_to_compute_them(tmp_path):
+    """Also when the run folder moved since (restored checkpoint paths point to the old place), and whatever the
+    global RNG holds when the pass runs (it draws from a seed of its own: dropout before BN)."""
     cfg = _cfg(tmp_path, "run", epochs=2, lr=0.01, precise_bn=8)
     torch.manual_seed(0)
-    run = train(cfg, model=TinyNet(), datamodule=EpochData())
+    run = train(cfg, model=DropNet(), datamodule=EpochData())
     assert train_state(run, 2) == "done"
     final = {}
-    for name in ("best.ckpt", "last.ckpt"):  # as a kill before on_fit_end leaves them
+    for name in ("best.ckpt", "last.ckpt"):  # as a kill before the end of the fit leaves them
         path = run / "checkpoints" / name
         ckpt = torch.load(path, weights_only=False)
         final[name] = _bn_stats(path)
@@ -142,8 +168,23 @@ def test_a_run_stopped_before_its_statistics_were_computed_resumes_to_compute_th
         torch.save(ckpt, path)
         assert pending(load_checkpoint(path))
     assert train_state(run, 2) == "resume"
-    train(cfg, resume=True, model=TinyNet(), datamodule=EpochData())
-    assert train_state(run, 2) == "done"
-    for name, want in final.items():
-        for got, w in zip(_bn_stats(run / "checkpoints" / name), want):
-            assert torch.equal(got, w), name
+    shutil.copytree(run, tmp_path / "copy")
+    run.rename(tmp_path / "moved")
+    for seed, where in ((1, "moved"), (2, "copy")):
+        torch.manual_seed(seed)
+        moved = train(_cfg(tmp_path, where, epochs=2, lr=0.01, precise_bn=8), resume=True, model=DropNet(),
+                      datamodule=EpochData())  # fmt: skip
+        assert train_state(moved, 2) == "done" and not run.exists()
+        for name, want in final.items():
+            for got, w in zip(_bn_stats(moved / "checkpoints" / name), want):
+                assert torch.equal(got, w), (where, name)
+
+
+def test_a_pending_run_resumed_with_precise_bn_off_is_done_with_running_averages(tmp_path):
+    run = train(_cfg(tmp_path, "run", epochs=1, precise_bn=8), model=TinyNet(), datamodule=EpochData())
+    path = run / "checkpoints" / "last.ckpt"
+    ckpt = torch.load(path, weights_only=False)
+    ckpt[CHECKPOINT_KEY] = "pending"
+    torch.save(ckpt, path)
+    train(_cfg(tmp_path, "run", epochs=1, precise_bn=0), resume=True, model=TinyNet(), datamodule=EpochData())
+    assert CHECKPOINT_KEY not in load_checkpoint(path) and train_state(run, 1) == "done"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import shutil
@@ -178,6 +179,12 @@ def test_resume_after_interruption_gives_identical_weights(tmp_path):
     from darkaction.report import read_epoch_metrics
 
     assert sorted(read_epoch_metrics(resumed / "metrics.csv")["train/loss"]) == [0, 1, 2, 3]  # history kept
+
+    def lr_steps(run):  # the learning-rate rows (no epoch), one per epoch, none lost or doubled by the resume
+        with open(run / "metrics.csv") as f:
+            return [r["step"] for r in csv.DictReader(f) if not r["epoch"]]
+
+    assert lr_steps(resumed) == lr_steps(full) and len(lr_steps(full)) == 4
 
 
 def test_nan_loss_stops_with_clear_message(tmp_path):

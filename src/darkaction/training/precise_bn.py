@@ -11,7 +11,10 @@ normalises by its own), so recomputing them after every epoch (18 % of a table r
 nothing but the checkpoints' contents. They are recomputed before each validation (it reads them), and once training
 ends for the checkpoints written without them (`best.ckpt`, `last.ckpt`: marked "pending" when saved, "done" after).
 The clips of epoch e are a pure function of (seed, e), and the pass is seeded from (seed, e), so a checkpoint gets the
-statistics it would have had from a pass at the end of its own epoch (bit for bit on CPU), however the run got there.
+statistics a pass at the end of its own epoch gives, however the run got there: bit for bit what the old every-epoch
+schedule gave on one device for models without randomness before a BN layer (R(2+1)D, measured); EfficientNet's
+stochastic depth now draws from that seed, and under DDP rank 0 uses the first clips of the whole epoch, not of its
+shard. Only the best and the latest file of each checkpoint callback are finished (other top-k files stay pending).
 """
 
 from __future__ import annotations
@@ -65,6 +68,7 @@ class PreciseBN(L.Callback):
     def __init__(self, max_clips: int = 200) -> None:
         self.max_clips = int(max_clips)
         self._done_epoch = -1
+        self._finished = False  # the checkpoints were finished at on_train_end
 
     def _applies(self, pl_module: L.LightningModule) -> bool:
         model = pl_module.model
@@ -93,19 +97,41 @@ class PreciseBN(L.Callback):
         if self._applies(pl_module):
             checkpoint[CHECKPOINT_KEY] = "done" if self._done_epoch == trainer.current_epoch else "pending"
 
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._finish(trainer, pl_module)
+        trainer.strategy.barrier("precise_bn")  # other ranks go on to read the checkpoints only once rank 0 wrote them
+
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        """Give every pending checkpoint its statistics (loaded, recomputed for its epoch, written back atomically);
-        the module ends with those of the latest one (its weights are the module's), or, when nothing was
-        checkpointed, with statistics recomputed over the last epoch's clips."""
-        if not self._applies(pl_module) or not trainer.is_global_zero:
+        """A fit resumed after its last epoch skips the loop and calls no on_train_end: finish its checkpoints here.
+        Lightning's teardown has moved the module to the CPU by now; the pass runs on the training device."""
+        if self._finished:
             return
+        device = pl_module.device
+        pl_module.to(trainer.strategy.root_device)
+        try:
+            self._finish(trainer, pl_module)
+        finally:
+            pl_module.to(device)
+
+    def _finish(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Give every pending checkpoint its statistics (loaded, recomputed for its epoch, written back atomically,
+        last.ckpt last: `train_state` reads it as the run's marker); the module ends with those of the latest one
+        (its weights are the module's), or, when nothing was checkpointed, with statistics recomputed over the last
+        epoch's clips. With precise BN off (a run resumed with precise_bn 0 or frozen BN) pending marks are dropped:
+        the running averages are what that configuration asks for."""
+        self._finished = True
+        if not trainer.is_global_zero:
+            return
+        applies = self._applies(pl_module)
         live = _state(pl_module)
-        saved = (p for cb in trainer.checkpoint_callbacks for p in (cb.best_model_path, cb.last_model_path))
-        files = sorted({Path(p) for p in saved if p})
         finished: list[tuple[int, dict]] = []  # (epoch, state with its statistics): best and last often coincide
-        for path in files:
+        for path in _checkpoint_files(trainer):
             ckpt = torch.load(path, map_location="cpu", weights_only=False)
             if not pending(ckpt):
+                continue
+            if not applies:
+                del ckpt[CHECKPOINT_KEY]
+                _atomic_save(ckpt, path)
                 continue
             epoch = int(ckpt["epoch"])
             same = [s for e, s in finished if e == epoch and _same_weights(s, ckpt["state_dict"])]
@@ -118,12 +144,24 @@ class PreciseBN(L.Callback):
             _atomic_save(ckpt, path)
         final = [s for _, s in finished if _same_weights(s, live)]
         pl_module.load_state_dict(final[0] if final else live)
-        if not files and self._done_epoch != trainer.current_epoch - 1:
+        if applies and not trainer.checkpoint_callbacks and self._done_epoch != trainer.current_epoch - 1:
             self._recompute(trainer, pl_module, trainer.current_epoch - 1, loader=trainer.train_dataloader)
 
 
+def _checkpoint_files(trainer: L.Trainer) -> list[Path]:
+    """The best / latest files of the trainer's checkpoint callbacks, looked up by name in each callback's folder
+    (a resumed run's restored paths point where the run was, which may have moved), last.ckpt at the end."""
+    files = set()
+    for cb in trainer.checkpoint_callbacks:
+        for p in (cb.best_model_path, cb.last_model_path):
+            path = Path(cb.dirpath) / Path(p).name if p and cb.dirpath else Path(p) if p else None
+            if path is not None and path.is_file():
+                files.add(path)
+    return sorted(files, key=lambda p: (p.name == "last.ckpt", str(p)))
+
+
 def _state(module: torch.nn.Module) -> dict:
-    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+    return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
 
 
 def _same_weights(a: dict, b: dict) -> bool:

@@ -77,10 +77,22 @@ def _read_csv_rows(path: Path) -> list[dict]:
 
 
 def _merge_metrics(path: Path, old_rows: list[dict], start_epoch: int) -> None:
-    """CSVLogger rewrites metrics.csv on resume: put the epochs before the resume point back in front."""
-    keep = [r for r in old_rows if r.get("epoch") not in ("", None) and int(float(r["epoch"])) < start_epoch]
-    if not keep:
+    """CSVLogger rewrites metrics.csv on resume: put the epochs before the resume point back in front, with the rows
+    logged without an epoch (the learning rate, at each epoch's start) up to their last step."""
+
+    def number(r: dict, key: str) -> float | None:
+        return None if r.get(key) in ("", None) else float(r[key])
+
+    before = [r for r in old_rows if number(r, "epoch") is not None and number(r, "epoch") < start_epoch]
+    if not before:
         return
+    last_step = max(number(r, "step") or 0.0 for r in before)
+
+    def kept(r: dict) -> bool:
+        epoch = number(r, "epoch")
+        return epoch < start_epoch if epoch is not None else (number(r, "step") or 0.0) <= last_step
+
+    keep = [r for r in old_rows if kept(r)]
     new_rows = _read_csv_rows(path)
     keys: list[str] = []
     for r in keep + new_rows:
