@@ -253,13 +253,15 @@ def test_real_rows_train_a_few_steps_on_tiny_synthetic_data(tiny_synth, tmp_path
             self.train = lambda cfg, resume: trained.append(cfg.name) or real_train(cfg, resume)
 
     for n, rows in ((2, ["delta", "slowfast"]), (3, ["efficientnet"]), (4, ["mran"])):
-        res = experiment(n, data=tiny_synth, out=out, rows=rows, overrides=REAL_TINY, stages=Counting(), progress=False)
+        res = experiment(n, data=tiny_synth, out=out, rows=rows, seeds=1, overrides=REAL_TINY, stages=Counting(),
+                         progress=False)  # fmt: skip
         for r in res["rows"]:
             assert r.status == "ok", (r.key, r.reason)
             assert 0.0 <= r.mean() <= 100.0 and r.runs[0]["n_test_videos"] == 12
         assert (out / f"table{n}.md").is_file()
     assert trained == ["slowfast-seed0", "delta-seed0", "efficientnet-seed0", "mran-seed0"]  # table order
-    experiment(2, data=tiny_synth, out=out, rows=["delta"], overrides=REAL_TINY, stages=Counting(), progress=False)
+    experiment(2, data=tiny_synth, out=out, rows=["delta"], seeds=1, overrides=REAL_TINY, stages=Counting(),
+               progress=False)  # fmt: skip
     assert len(trained) == 4  # finished rows are not trained again
 
 
