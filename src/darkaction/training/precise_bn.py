@@ -20,12 +20,15 @@ shard. Only the best and the latest file of each checkpoint callback are finishe
 from __future__ import annotations
 
 import inspect
+import io
 from collections.abc import Iterator
 from pathlib import Path
 
 import lightning as L
 import torch
 from torch.optim.swa_utils import update_bn
+
+from darkaction.utils import atomic_write_bytes
 
 # checkpoint["precise_bn"]: "done" (statistics recomputed for its weights), "pending" (not yet: training stopped
 # before they were), absent (not applicable: no BN, frozen BN, precise_bn 0, or written by an older version)
@@ -80,7 +83,7 @@ class PreciseBN(L.Callback):
         loader = _epoch_loader(trainer, epoch) if loader is None else loader
         if loader is None:
             return
-        seed = int(pl_module.cfg.train.seed) if hasattr(pl_module, "cfg") else 0
+        seed = int(pl_module.cfg.train.seed)
         # the global RNG is restored afterwards (training draws stay as they were) and seeded from (seed, epoch)
         # within, so randomness inside the model (stochastic depth before a BN) is the same wherever this runs
         with torch.random.fork_rng(devices=[]), torch.no_grad(), trainer.precision_plugin.forward_context():
@@ -153,9 +156,9 @@ def _checkpoint_files(trainer: L.Trainer) -> list[Path]:
     (a resumed run's restored paths point where the run was, which may have moved), last.ckpt at the end."""
     files = set()
     for cb in trainer.checkpoint_callbacks:
-        for p in (cb.best_model_path, cb.last_model_path):
-            path = Path(cb.dirpath) / Path(p).name if p and cb.dirpath else Path(p) if p else None
-            if path is not None and path.is_file():
+        for saved in filter(None, (cb.best_model_path, cb.last_model_path)):
+            path = Path(cb.dirpath or Path(saved).parent) / Path(saved).name
+            if path.is_file():
                 files.add(path)
     return sorted(files, key=lambda p: (p.name == "last.ckpt", str(p)))
 
@@ -172,6 +175,6 @@ def _same_weights(a: dict, b: dict) -> bool:
 
 
 def _atomic_save(obj: dict, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    tmp.replace(path)
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    atomic_write_bytes(path, buf.getvalue())
