@@ -76,9 +76,12 @@ def run_one(base: list[str], config: str, head: str, seed: int, out: Path, train
     else:
         seconds = read_json(record)["train_seconds"] + (time.perf_counter() - t0 if state == "resume" else 0.0)
     write_json(record, {"train_seconds": seconds})
+    data: list[str] = []
     if transfer:
         run_dir = transfer_run(run_dir, transfer, out / "transfer")
-    return score(evaluate(run_dir, views=cfg.eval.views, progress=False), head, seed, seconds)
+        # the checkpoint's embedded config names the training data: point the evaluation at the other set
+        data = [o for o in transfer if o.startswith("data.")]
+    return score(evaluate(run_dir, views=cfg.eval.views, progress=False, data=data), head, seed, seconds)
 
 
 def sit_stand_confusion(res: dict) -> float | None:

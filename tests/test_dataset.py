@@ -200,3 +200,30 @@ def test_rate_scale_speeds_up_training_clips_only(data):
     fast.augment.rate_scale = [3.0, 1.0]
     with pytest.raises(ConfigError, match="augment.rate_scale"):
         ClipDataset(records, cache, fast, train=True)
+
+
+def test_length_mix_samples_some_training_clips_at_other_lengths_rates(data):
+    records, cache = data
+    cfg = _cfg(strategy="length")
+    cfg.augment.length_mix = 1.0
+    ds = ClipDataset(records, cache, cfg, train=True)
+    # the 90-frame video: length sampling fills all 16 slots; at the rates of the 20-, 40- and 7-frame videos it is
+    # cropped (all 16 real), at its own rate it fills them; never padded beyond one slot
+    real = []
+    for epoch in range(12):
+        ds.set_epoch(epoch)
+        real.append(int((_frame_ids(ds[2]["clip"]) > 0).sum()))
+    assert min(real) >= 15
+    # the 7-frame video at the 90-frame video's rate covers 16 * 7 / 90 ~ 1-2 slots: padding appears
+    short = []
+    for epoch in range(12):
+        ds.set_epoch(epoch)
+        short.append(int((_frame_ids(ds[3]["clip"]) > 0).sum()))
+    assert min(short) <= 2 and max(short) >= 12  # (frame 0 reads as 0, like a blank: 16 slots of 7 frames -> 13)
+    plain = ClipDataset(records, cache, _cfg(strategy="length"), train=True)
+    assert (_frame_ids(plain[3]["clip"]) > 0).sum() >= 12
+    test = ClipDataset(records, cache, cfg, train=False, views=1)
+    assert test.length_mix == 0.0  # evaluation samples every video at its own length's rate
+    cfg.augment.length_mix = 1.5
+    with pytest.raises(DataError, match="length_mix"):
+        ClipDataset(records, cache, cfg, train=True)

@@ -162,3 +162,32 @@ def test_batching_videos_changes_no_prediction(tiny_run):
     many = evaluate(run, views=3, progress=False, batch_size=8)
     assert [p["pred"] for p in one["predictions"]] == [p["pred"] for p in many["predictions"]]
     assert max(abs(a["prob"] - b["prob"]) for a, b in zip(one["predictions"], many["predictions"])) < 1e-4
+
+
+def test_evaluate_on_other_data_reads_it_and_leaves_the_runs_results(tiny_run, tiny_synth, tmp_path):
+    import shutil
+
+    from darkaction.data.prepare import prepare
+    from darkaction.enhancement.run import enhance
+    from darkaction.evaluation.evaluate import evaluate
+
+    cfg, run_dir = tiny_run
+    own = evaluate(run_dir, progress=False)
+    before = (run_dir / "results.json").read_bytes()
+    # another dataset with the same classes: the same videos, only the first two test entries listed
+    other = tmp_path / "other"
+    shutil.copytree(tiny_synth, other)
+    lines = (other / "test.csv").read_text().splitlines()
+    (other / "test.csv").write_text("\n".join(lines[:3]) + "\n")
+    data = [f"data.source.root={other}", f"data.prepared={tmp_path / 'prep-other'}"]
+    from darkaction.config import load_config
+
+    ocfg = load_config(run_dir / "config.yaml", data)
+    prepare(ocfg, progress=False)
+    enhance(ocfg, progress=False)
+    res = evaluate(run_dir, progress=False, data=data)
+    assert res["n_test_videos"] == 2 < own["n_test_videos"]
+    assert (run_dir / "results_test_prep-other.json").is_file()
+    assert (run_dir / "results.json").read_bytes() == before  # the run's own scores stay
+    with pytest.raises(ConfigError, match="data"):
+        evaluate(run_dir, progress=False, data=["model.head=tgap"])

@@ -277,3 +277,15 @@ def test_rate_scale_range_checks_and_draws_log_uniform():
     untouched = np.random.default_rng(1)
     assert draw_rate_scale(untouched, 1.0, 1.0) == 1.0
     assert untouched.random() == np.random.default_rng(1).random()  # no draw when the range is a point
+
+
+def test_as_length_takes_the_rate_of_another_length():
+    base = delta_plan(200, 16, np.random.default_rng(3), alpha=14.1)
+    as_short = delta_plan(200, 16, np.random.default_rng(3), alpha=14.1, as_length=40)
+    assert as_short.delta == base.delta and as_short.rate == pytest.approx((40 + 16 * base.delta) / 16)
+    assert as_short.cropped and as_short.n_real == 16  # a 200-frame clip at a 40-frame rate: a window of it
+    as_long = delta_plan(40, 16, np.random.default_rng(3), alpha=14.1, as_length=200)
+    assert not as_long.cropped and as_long.n_real <= 4  # a 40-frame clip at a 200-frame rate: mostly padding
+    assert (sample("length", 64, 16, np.random.default_rng(0), as_length=128) >= 0).sum() == 8
+    with pytest.raises(ConfigError, match="as_length"):
+        sample("delta", 64, 16, np.random.default_rng(0), as_length=0)

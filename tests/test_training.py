@@ -308,3 +308,27 @@ def test_compiled_model_matches_eager_within_bf16_tolerance(one_torch_thread):
     assert len(gc) == len(ge) > 0
     for a, b in zip(gc, ge):
         torch.testing.assert_close(a, b, rtol=1.6e-2, atol=1e-3 * b.abs().max().item() + 1e-6)
+
+
+def test_backbone_lr_scales_only_the_backbone_groups():
+    tiny = [("model.pretrained", ""), ("model.width", 0.125), ("sampling.T", 8), ("model.bert_hidden", 32),
+            ("model.bert_heads", 4), ("model.bert_ffn", 64), ("train.lr", 2e-3),
+            ("train.weight_decay", 0.01)]  # fmt: skip
+    same = VideoClassifierModule(load_config(None, tiny), 4).configure_optimizers()
+    assert [g["weight_decay"] for g in same["optimizer"].param_groups] == [0.01, 0.0]  # the layout of before
+    lit = VideoClassifierModule(load_config(None, [*tiny, ("train.backbone_lr", 0.1)]), 4)
+    out = lit.configure_optimizers()
+    opt, sched = out["optimizer"], out["lr_scheduler"]["scheduler"]
+    backbone = {id(p) for p in lit.model.backbone.parameters()}
+    seen = set()
+    for g in opt.param_groups:
+        ids = {id(p) for p in g["params"]}
+        inside = ids <= backbone
+        assert inside or not ids & backbone  # a group is all backbone or all head
+        assert g["max_lr"] == pytest.approx(2e-4 if inside else 2e-3)  # one-cycle's peak, per group
+        assert g["weight_decay"] == (0.01 if all(p.dim() > 1 for p in g["params"]) else 0.0)
+        seen |= ids
+    assert seen == {id(p) for p in lit.model.parameters()}
+    assert len(opt.param_groups) == 4 and sched.get_last_lr()[0] < 2e-4
+    with pytest.raises(ConfigError, match="backbone_lr"):
+        VideoClassifierModule(load_config(None, [*tiny, ("train.backbone_lr", 0.0)]), 4).configure_optimizers()

@@ -178,3 +178,36 @@ def test_clip_normalisation_statistics_come_from_the_recording_not_the_augmented
     for c in range(3):
         # the black border the rotation leaves is exactly (0 - mean) / std of the un-augmented clip
         assert out[c].min() == pytest.approx(float(-mean[c] / std[c]), abs=1e-4)
+
+
+def test_multiscale_crop_window_and_range():
+    # the whole 64x64 frame at s = 1 (resized to 56), a centred window of side 0.5 x 64 = 32 at s = 0.5
+    img = np.zeros((1, 64, 64, 3), np.uint8)
+    img[0, 16:48, 16:48] = 200  # a square covering the centre half
+    whole = clip_affine((64, 64), (56, 56), np.random.default_rng(0), True, crop_scale=(1.0, 1.0))
+    corners = whole @ np.array([[-0.5, -0.5, 1.0], [63.5, 63.5, 1.0]]).T
+    assert np.allclose(corners.T, [[-0.5, -0.5], [55.5, 55.5]])  # frame edges -> output edges
+    tf = ClipTransform(AugmentConfig(height=56, width=56, hflip=0, rotation=0, translation=0, scale=[0.5, 0.5]),
+                       True, "black")  # fmt: skip
+    for seed in range(10):
+        out = tf(img, None, np.random.default_rng(seed))
+        m = tf.matrix((64, 64), np.random.default_rng(seed))
+        assert np.isclose(m[0, 0], 56 / 32) and np.isclose(m[1, 1], 56 / 32)
+        x0, y0 = (0.5 - (m[:, 2] + 0.5) / m[0, 0]).tolist()  # the window's corner in the frame
+        assert 0 <= x0 <= 32 and 0 <= y0 <= 32
+        # the lit share of the output is the square's share of the 32-pixel window
+        overlap = (min(x0 + 32, 48) - max(x0, 16)) * (min(y0 + 32, 48) - max(y0, 16)) / 32**2
+        lit = (out[0, 0] > out[0, 0].mean()).float().mean().item()
+        assert abs(lit - overlap) < 0.06
+    # off ([]) leaves the plain crop and its random stream untouched
+    a = clip_affine((64, 64), (56, 56), np.random.default_rng(5), True, 0.5, 5.0, 0.05)
+    b = ClipTransform(AugmentConfig(height=56, width=56, hflip=0.5, rotation=5.0, translation=0.05), True, "black")
+    assert np.allclose(a, b.matrix((64, 64), np.random.default_rng(5)))
+    # scales within [0.66, 1]: the window's side, 1 / the matrix's zoom x 56, spans 42-64 pixels
+    tf = ClipTransform(AugmentConfig(height=56, width=56, hflip=0, rotation=0, translation=0, scale=[0.66, 1.0]),
+                       True, "black")  # fmt: skip
+    wins = [56 / tf.matrix((64, 64), np.random.default_rng(s))[0, 0] for s in range(200)]
+    assert 42 <= min(wins) < 46 and 60 < max(wins) <= 64
+    for bad in ([0.0, 1.0], [0.8, 0.7], [0.5, 1.2], [0.5]):
+        with pytest.raises(ConfigError):
+            ClipTransform(AugmentConfig(scale=bad), True, "black")

@@ -335,7 +335,9 @@ def _add_evaluate(sub) -> None:
         "evaluate",
         help="evaluate a run with k test views per video averaged",
         description="Top-1, mean class accuracy, per-class accuracy, clip- vs video-level accuracy, confusion matrix "
-        "and BERT attention plots; writes results.json and the report into the run directory.",
+        "and BERT attention plots; writes results.json and the report into the run directory. The run's own "
+        "config is used; --set data.prepared=DIR (and data.source.*) scores it on another prepared dataset with the "
+        "same classes, into results_<split>_<DIR name>.json.",
     )
     _config_args(p)
     p.add_argument("run", metavar="RUN_DIR_OR_CKPT", help="a run directory (runs/<name>) or a .ckpt file")
@@ -348,7 +350,12 @@ def _add_evaluate(sub) -> None:
 def _run_evaluate(args: argparse.Namespace) -> int:
     from darkaction.evaluation.evaluate import evaluate
 
-    res = evaluate(args.run, views=args.views, strategy=args.strategy, split=args.split)
+    if args.config:
+        raise ConfigError(
+            "evaluate uses the run's own config; to score it on other data give --set data.prepared=... (and "
+            "data.source.*), prepared and enhanced with the run's config and those overrides"
+        )
+    res = evaluate(args.run, views=args.views, strategy=args.strategy, split=args.split, data=args.overrides)
     top5 = f", top-5 {100 * res['top5']:.2f} %" if res.get("top5") is not None else ""
     print(
         f"{res['split']}: top-1 {100 * res['top1']:.2f} %{top5}, "

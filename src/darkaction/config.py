@@ -207,10 +207,19 @@ class AugmentConfig:
     hflip: float = 0.5  # probability
     rotation: float = 10.0  # max degrees, uniform in [-r, r]
     translation: float = 0.1  # max shift as a fraction of the size
+    # multi-scale crop (the reference's MultiScaleCrop, scales 1 .. 0.66): in training the crop window's side is a
+    # fraction s ~ U[low, high] of the largest window of the output's shape that fits the frame, resized to the
+    # output size; [] = a crop at the frame's own scale (height x width pixels of the cache). Evaluation: centre crop
+    scale: list[float] = field(default_factory=list)
     # speed augmentation (not in the paper; [1, 1] = off): each training clip's sampling rate times a log-uniform
     # factor in [low, high], so a class's apparent speed does not follow its training videos' lengths (delta
     # sampling's rate grows with N; a factor below 1 crops a window, above 1 adds padding; alpha still caps it)
     rate_scale: list[float] = field(default_factory=lambda: [1.0, 1.0])
+    # length mixing (not in the paper; 0 = off): this share of the training clips is sampled at the rate delta
+    # sampling gives a video of another length, drawn from the training videos' lengths, so the rate (and the
+    # apparent speed it gives) no longer follows the class when train lengths depend on it (ARID's, Figure 4) and
+    # test lengths do not. The clip keeps its frames: a shorter length crops a window, a longer one pads
+    length_mix: float = 0.0
     normalize: Normalize = "kinetics"
     mean: list[float] = field(default_factory=list)  # overrides `normalize` when set
     std: list[float] = field(default_factory=list)
@@ -267,6 +276,9 @@ class TrainConfig:
     focal_alpha: list[float] = field(default_factory=list)  # per-class weights; [] = none
     optimizer: Literal["ranger", "adamw"] = "ranger"
     lr: float = 1e-3
+    # the pretrained backbone's learning rate as a factor of `lr` (the new head keeps `lr`); 1 = one rate for every
+    # parameter, as the paper. Below 1 fine-tunes the backbone more gently than the head it has not seen
+    backbone_lr: float = 1.0
     weight_decay: float = 0.0
     lookahead_k: int = 6
     lookahead_alpha: float = 0.5

@@ -75,6 +75,11 @@ class ClipDataset(Dataset):
             n_max = max(lengths) if n_max is None else n_max
         self.params = sampler_params(cfg.sampling, n_min, n_max)
         self.rate_scale = rate_scale_range(cfg.augment.rate_scale) if self.train else (1.0, 1.0)
+        mix = float(getattr(cfg.augment, "length_mix", 0.0) or 0.0)
+        if not 0.0 <= mix <= 1.0:
+            raise DataError(f"augment.length_mix={mix}: give the share of training clips in [0, 1]")
+        self.length_mix = mix if self.train and self.strategy in ("delta", "length") else 0.0
+        self.lengths = [self._length(i) for i in range(len(self.records))] if self.length_mix else []
         self.n_min, self.n_max = self.params["n_min"], self.params["n_max"]
         if stats is None and cfg.augment.normalize == "index" and self.train and not cfg.augment.mean:
             stats = channel_stats(cache, [r.video_id for r in self.records])
@@ -114,7 +119,11 @@ class ClipDataset(Dataset):
 
     def _train_indices(self, n: int, rng: np.random.Generator) -> np.ndarray:
         scale = draw_rate_scale(rng, *self.rate_scale)
-        return sample(self.strategy, n, self.T, rng, rate_scale=scale, **self.params)
+        as_length = None
+        if self.length_mix and rng.random() < self.length_mix:
+            # the rate of a random training video's length: a class's sampling rate stops following its own lengths
+            as_length = self.lengths[int(rng.integers(len(self.lengths)))]
+        return sample(self.strategy, n, self.T, rng, rate_scale=scale, as_length=as_length, **self.params)
 
     def __getitem__(self, i: int) -> dict:
         if not 0 <= i < len(self.records):

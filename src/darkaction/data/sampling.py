@@ -49,7 +49,7 @@ from darkaction.config import Strategy
 from darkaction.errors import ConfigError
 
 STRATEGIES = typing.get_args(Strategy)
-PARAM_NAMES = ("beta", "gamma", "alpha", "n_min", "n_max", "rate_scale")
+PARAM_NAMES = ("beta", "gamma", "alpha", "n_min", "n_max", "rate_scale", "as_length")
 MIN_RATE = 1e-6  # floor for a rate that a negative delta pushed to <= 0
 _EPS = 1e-9  # tolerance so that N/S = 64.0000000001 (float noise) still counts as fitting into 64 slots
 
@@ -122,11 +122,14 @@ def delta_plan(
     gamma: float = 1.5,
     alpha: float = 4.0,
     rate_scale: float = 1.0,
+    as_length: int | None = None,
 ) -> RatePlan:
     """Delta sampling's draws: delta ~ U[beta, gamma], S = min((N + T*delta)/T, alpha), then P1 (Sec. 3.3).
 
     `rate_scale` (training speed augmentation, `augment.rate_scale`; 1 = the paper) multiplies S before the cap:
-    S = min(scale * (N + T*delta)/T, alpha).
+    S = min(scale * (N + T*delta)/T, alpha). `as_length` (training length mixing, `augment.length_mix`) takes the
+    rate of a clip of that many frames instead: S = min(scale * (as_length + T*delta)/T, alpha); the clip itself
+    keeps its N frames (a shorter `as_length` crops a window of it, a longer one pads it).
     """
     if gamma < beta:
         raise ConfigError(f"delta sampling needs sampling.beta <= sampling.gamma, got beta={beta}, gamma={gamma}")
@@ -134,7 +137,8 @@ def delta_plan(
         raise ConfigError(f"sampling.alpha (the maximum sampling rate) must be positive, got {alpha}")
     _check_sizes(n_frames, T)
     delta = float(rng.uniform(beta, gamma)) if gamma > beta else float(beta)
-    rate = min(float(rate_scale) * (n_frames + T * delta) / T, float(alpha))
+    n_rate = int(as_length) if as_length else int(n_frames)
+    rate = min(float(rate_scale) * (n_rate + T * delta) / T, float(alpha))
     return rate_plan(n_frames, T, rate, rng, delta=delta)
 
 
@@ -167,8 +171,9 @@ def sample(strategy: str, n_frames: int, T: int, rng: np.random.Generator, **par
 
     params: beta, gamma, alpha (delta); n_min, n_max (constant, variable; from the training index); rate_scale
     (a factor on the rate of the padded-rate samplers: delta, constant, variable, length; training speed
-    augmentation, default 1). Parameters a strategy does not use are ignored, so one `sampler_params(...)` dict
-    serves every strategy.
+    augmentation, default 1); as_length (delta and length: the rate of a clip of that many frames; training length
+    mixing, default the clip's own N). Parameters a strategy does not use are ignored, so one `sampler_params(...)`
+    dict serves every strategy.
     """
     unknown = set(params) - set(PARAM_NAMES)
     if unknown:
@@ -178,8 +183,11 @@ def sample(strategy: str, n_frames: int, T: int, rng: np.random.Generator, **par
     scale = 1.0 if params.get("rate_scale") is None else float(params["rate_scale"])
     if scale <= 0:
         raise ConfigError(f"the sampling rate scale must be positive, got {scale:g}")
+    as_length = params.get("as_length")
+    if as_length is not None and int(as_length) < 1:
+        raise ConfigError(f"as_length (the length whose rate a clip is sampled at) must be >= 1, got {as_length}")
     if strategy == "delta":
-        keys = {k: params[k] for k in ("beta", "gamma", "alpha") if params.get(k) is not None}
+        keys = {k: params[k] for k in ("beta", "gamma", "alpha", "as_length") if params.get(k) is not None}
         return delta_plan(n, T, rng, rate_scale=scale, **keys).indices()
     if strategy == "constant":
         return rate_plan(n, T, scale * _need(params, "n_max", strategy) / T, rng).indices()
@@ -189,7 +197,7 @@ def sample(strategy: str, n_frames: int, T: int, rng: np.random.Generator, **par
             raise ConfigError(f"variable sampling needs n_min <= n_max, got n_min={lo:g}, n_max={hi:g}")
         return rate_plan(n, T, scale * (float(rng.uniform(lo / T, hi / T)) if hi > lo else lo / T), rng).indices()
     if strategy == "length":
-        return rate_plan(n, T, scale * n / T, rng).indices()
+        return rate_plan(n, T, scale * int(as_length or n) / T, rng).indices()
     if strategy == "uniform":
         return _uniform(n, T)
     if strategy == "consecutive":

@@ -129,13 +129,25 @@ def clip_affine(
     hflip: float = 0.0,
     rotation: float = 0.0,
     translation: float = 0.0,
+    crop_scale: Sequence[float] = (),
 ) -> np.ndarray:
     """The 2x3 forward matrix (input pixel -> output pixel) of one clip's crop, flip, rotation and translation.
 
     Pixel coordinates are pixel centres (OpenCV's convention). With `train=False` only the centre crop / resize.
+    `crop_scale` = (low, high), training only: a window whose side is s ~ U[low, high] times that of the largest
+    window of the output's shape inside the frame, at a random position, resized to the output (multi-scale crop).
     """
     H, W = in_hw
     oh, ow = out_hw
+    if train and rng is not None and len(crop_scale) == 2:
+        s = float(rng.uniform(*crop_scale)) * min(H / oh, W / ow)  # window = s x the output's size, in input pixels
+        wh, ww = s * oh, s * ow
+        y0 = float(rng.uniform(0.0, H - wh)) if H > wh else (H - wh) / 2.0
+        x0 = float(rng.uniform(0.0, W - ww)) if W > ww else (W - ww) / 2.0
+        r = 1.0 / s
+        # out + 1/2 = r (in + 1/2 - corner): pixel centres map to pixel centres across the resize
+        m = np.array([[r, 0.0, r * (0.5 - x0) - 0.5], [0.0, r, r * (0.5 - y0) - 0.5], [0.0, 0.0, 1.0]])
+        return _jitter(m, out_hw, rng, hflip, rotation, translation)
     scale = 1.0 if (H >= oh and W >= ow) else max(oh / H, ow / W)
     sh, sw = H * scale, W * scale  # size after scaling; at least the output size in both axes
     if train and rng is not None:
@@ -147,17 +159,39 @@ def clip_affine(
         y0, x0 = (sh - oh) / 2.0, (sw - ow) / 2.0
     m = np.array([[scale, 0.0, -x0], [0.0, scale, -y0], [0.0, 0.0, 1.0]])
     if train and rng is not None:
-        cx, cy = (ow - 1) / 2.0, (oh - 1) / 2.0
-        if hflip > 0 and rng.random() < hflip:
-            m = np.array([[-1.0, 0.0, ow - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]) @ m
-        if rotation > 0:
-            rot = cv2.getRotationMatrix2D((cx, cy), float(rng.uniform(-rotation, rotation)), 1.0)
-            m = np.vstack([rot, [0.0, 0.0, 1.0]]) @ m
-        if translation > 0:
-            tx = float(rng.uniform(-translation, translation)) * ow
-            ty = float(rng.uniform(-translation, translation)) * oh
-            m = np.array([[1.0, 0.0, tx], [0.0, 1.0, ty], [0.0, 0.0, 1.0]]) @ m
+        return _jitter(m, out_hw, rng, hflip, rotation, translation)
     return m[:2]
+
+
+def _jitter(m: np.ndarray, out_hw: tuple[int, int], rng: np.random.Generator, hflip: float, rotation: float,
+            translation: float) -> np.ndarray:  # fmt: skip
+    """A crop matrix (3x3) followed by the training flip, rotation and translation -> 2x3."""
+    oh, ow = out_hw
+    cx, cy = (ow - 1) / 2.0, (oh - 1) / 2.0
+    if hflip > 0 and rng.random() < hflip:
+        m = np.array([[-1.0, 0.0, ow - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]) @ m
+    if rotation > 0:
+        rot = cv2.getRotationMatrix2D((cx, cy), float(rng.uniform(-rotation, rotation)), 1.0)
+        m = np.vstack([rot, [0.0, 0.0, 1.0]]) @ m
+    if translation > 0:
+        tx = float(rng.uniform(-translation, translation)) * ow
+        ty = float(rng.uniform(-translation, translation)) * oh
+        m = np.array([[1.0, 0.0, tx], [0.0, 1.0, ty], [0.0, 0.0, 1.0]]) @ m
+    return m[:2]
+
+
+def crop_scale_range(bounds: Sequence[float]) -> tuple[float, ...]:
+    """`augment.scale` checked: () for off, else (low, high) with 0 < low <= high <= 1."""
+    bounds = tuple(bounds or ())
+    if not bounds:
+        return ()
+    try:
+        lo, hi = (float(b) for b in bounds)
+    except (TypeError, ValueError):
+        raise ConfigError(f"augment.scale={list(bounds)!r}: give [low, high], e.g. [0.66, 1.0], or [] for off") from None
+    if not 0 < lo <= hi <= 1:
+        raise ConfigError(f"augment.scale={[lo, hi]}: need 0 < low <= high <= 1 (fractions of the largest window)")
+    return (lo, hi)
 
 
 def _is_pure_crop(m: np.ndarray) -> bool:
@@ -219,6 +253,7 @@ class ClipTransform:
                 raise ConfigError(f"augment.{name} must be >= 0, got {getattr(augment, name)}")
         if augment.height < 1 or augment.width < 1:
             raise ConfigError(f"augment.height/width must be positive, got {augment.height}x{augment.width}")
+        self.crop_scale = crop_scale_range(getattr(augment, "scale", ()))
         self.augment = augment
         self.train = bool(train)
         self.blank = blank
@@ -233,7 +268,7 @@ class ClipTransform:
     def matrix(self, in_hw: tuple[int, int], rng: np.random.Generator | None) -> np.ndarray:
         """The clip's 2x3 affine matrix (input -> output pixels); draws from `rng` in training only."""
         a = self.augment
-        return clip_affine(in_hw, self.out_hw, rng, self.train, a.hflip, a.rotation, a.translation)
+        return clip_affine(in_hw, self.out_hw, rng, self.train, a.hflip, a.rotation, a.translation, self.crop_scale)
 
     def __call__(
         self,

@@ -11,14 +11,30 @@ report (`report.md` / `report.html`).
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader
 
+from darkaction.config import Change, apply_override, config_from_dict, to_dict
 from darkaction.errors import ConfigError, DataError
 from darkaction.inference.recognizer import Recognizer, resolve_run
 from darkaction.utils import progress_bar, write_json
+
+
+def with_data(cfg, overrides: Sequence[Change]):
+    """A copy of the run's config with `data.*` overrides applied (any other key is refused: the model, sampling and
+    cache settings are the run's)."""
+    others = [o for o in overrides if not str(o[0] if isinstance(o, tuple) else o).startswith("data.")]
+    if others:
+        raise ConfigError(
+            f"evaluating on other data takes data.* overrides only (data.source.root, data.prepared, ...); got {others}"
+        )
+    d = to_dict(cfg)
+    for o in overrides:
+        apply_override(d, o)
+    return config_from_dict(d)
 
 
 def load_run(run: str | Path, device: str | None = None):
@@ -34,10 +50,17 @@ def evaluate(
     split: str = "test",
     progress: bool = True,
     batch_size: int | None = None,
+    data: Sequence[Change] = (),
 ) -> dict:
     """Evaluate a run on `split` with `views` views per video (default eval.views) sampled by `strategy` (default
     sampling.test_strategy or sampling.strategy); `batch_size` videos (default eval.batch_size) and all their views go
-    through the model as one batch. Returns the results dict (also written to results.json)."""
+    through the model as one batch. Returns the results dict (also written to results.json).
+
+    `data`: `data.*` overrides of the run's config (e.g. `data.prepared=prepared/other`) to score the run on another
+    dataset with the same classes, prepared and enhanced with the run's cache settings and enhancer (`build_data` with
+    the run's config and the same overrides). The run's own config (embedded in its checkpoint) wins over any edit of
+    config.yaml, so this is the way to point it elsewhere. Files then carry the prepared folder's name
+    (`results_<split>_<name>.json`, `confusion_...png`) and the run's report is left as it is."""
     from darkaction.data.dataset import ClipDataset
     from darkaction.data.prepare import open_prepared
     from darkaction.data.sampling import sample_views
@@ -53,8 +76,11 @@ def evaluate(
     k = int(views or cfg.eval.views or cfg.sampling.test_views)
     if k < 1:
         raise ConfigError(f"--views must be >= 1, got {k}")
+    if data:
+        cfg = with_data(cfg, data)
     if strategy:
         cfg.sampling.test_strategy = strategy
+    if strategy or data:
         rec = Recognizer(cfg, classes, rec.model, rec.enhancer, rec.device)
     used_strategy = rec.strategy
 
@@ -116,7 +142,7 @@ def evaluate(
             for r, t, p in zip(records, y, average_views(view_probs))
         ],
     }
-    suffix = "" if split == "test" else f"_{split}"
+    suffix = f"_{split}_{Path(cfg.data.prepared).name}" if data else ("" if split == "test" else f"_{split}")
     write_json(run_dir / f"results{suffix}.json", results)
 
     cm_png = plot_confusion(
@@ -146,6 +172,8 @@ def evaluate(
                 }
             )
         att_png = plot_attention(items, run_dir / f"attention{suffix}.png")
+    if data:
+        return results  # another dataset's scores: the run's own report stays
     curves = plot_curves(run_dir / "metrics.csv", run_dir / "curves.png")
     write_report(run_dir, results, {"curves": curves, "confusion": cm_png, "attention": att_png})
     return results

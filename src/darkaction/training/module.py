@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from darkaction.errors import DarkActionError
+from darkaction.errors import ConfigError, DarkActionError
 from darkaction.training.losses import build_loss
 from darkaction.training.optim import build_optimizer, build_scheduler
 from darkaction.utils import derived_seed
@@ -130,16 +130,26 @@ class VideoClassifierModule(L.LightningModule):
 
     def configure_optimizers(self):
         t = self.cfg.train
-        decay, no_decay = [], []
+        if not 0 < t.backbone_lr <= 1e3:
+            raise ConfigError(f"train.backbone_lr={t.backbone_lr}: give a positive factor of train.lr (1 = the same)")
+        backbone = getattr(self.model, "backbone", None)
+        # one rate for all: the two groups of before (checkpoints of earlier runs resume into the same layout)
+        gentle = t.backbone_lr != 1.0 and isinstance(backbone, nn.Module)
+        in_backbone = {id(p) for p in backbone.parameters()} if gentle else set()
+        # (backbone?, decay?) -> parameters; weight decay only on weights: norms, biases and other 1-D parameters
+        # are left alone
+        split: dict[tuple[bool, bool], list] = {}
         for p in self.model.parameters():
             if p.requires_grad:
-                # weight decay only on weights; norms, biases and embeddings-like 1-D parameters are left alone.
-                (decay if p.dim() > 1 else no_decay).append(p)
-        groups = [{"params": decay, "weight_decay": t.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-        groups = [g for g in groups if g["params"]]
+                split.setdefault((id(p) in in_backbone, p.dim() > 1), []).append(p)
+        groups = [
+            {"params": split[key], "weight_decay": t.weight_decay if key[1] else 0.0,
+             "lr": t.lr * (t.backbone_lr if key[0] else 1.0)}
+            for key in sorted(split, reverse=True)
+        ]  # fmt: skip
         opt = build_optimizer(t.optimizer, groups, t)
         total = int(self.trainer.estimated_stepping_batches) if self._trainer is not None else max(t.max_steps, 1)
-        sched = build_scheduler(t.scheduler, opt, t.lr, total, t.pct_start)
+        sched = build_scheduler(t.scheduler, opt, [g["lr"] for g in opt.param_groups], total, t.pct_start)
         if sched is None:
             return opt
         if t.scheduler == "plateau":

@@ -115,9 +115,9 @@ def build_optimizer(name: str, params: Iterable, train_cfg) -> torch.optim.Optim
 
 
 def build_scheduler(
-    name: str, optimizer: torch.optim.Optimizer, lr: float, total_steps: int, pct_start: float = 0.3
+    name: str, optimizer: torch.optim.Optimizer, lr: float | list[float], total_steps: int, pct_start: float = 0.3
 ) -> dict | None:
-    """A Lightning `lr_scheduler` dict, or None for `none`.
+    """A Lightning `lr_scheduler` dict, or None for `none`. `lr`: the peak rate, or one per parameter group.
 
     onecycle: `OneCycleLR` stepped once per optimizer step over `total_steps` (epochs x steps per epoch);
     plateau: `ReduceLROnPlateau` on the monitored metric once per epoch.
