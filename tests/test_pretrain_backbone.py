@@ -124,3 +124,15 @@ def test_pretrain_refuses_a_non_tgap_or_already_pretrained_config(tmp_path: Path
     cfg.model.pretrained = "weights/some.pth"
     with pytest.raises(ConfigError, match="from scratch"):
         pretrain(cfg)
+
+
+@pytest.mark.parametrize("weights", sorted((ROOT / "weights").glob("*.pth")), ids=lambda p: p.name)
+def test_every_committed_backbone_matches_its_record(weights: Path):
+    record = read_json(weights.with_suffix(".json"))
+    assert hashlib.sha256(weights.read_bytes()).hexdigest() == record["sha256"]
+    assert weights.stat().st_size <= 10 * 2**20 and record["command"].startswith("darkaction pretrain")
+    model = record["config"]["model"]
+    cfg = load_config(None, [("model.backbone", model["backbone"]), ("model.width", model["width"]),
+                             ("model.ig65m_midplanes", False)])  # fmt: skip
+    report = load_pretrained(build_model(cfg.model, 6, 16), weights, verbose=False)
+    assert report.ok and len(report.loaded) == record["tensors"]
