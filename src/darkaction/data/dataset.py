@@ -67,19 +67,24 @@ class ClipDataset(Dataset):
         self.epoch = 0
         self.T = int(cfg.sampling.T)
         self.strategy = cfg.sampling.strategy if train else (cfg.sampling.test_strategy or cfg.sampling.strategy)
-        auto_alpha = self.strategy == "delta" and isinstance(cfg.sampling.alpha, str)
-        needs = self.strategy in _NEEDS_LENGTHS or auto_alpha
-        if self.train and (n_min is None or n_max is None) and needs and self.records:
-            lengths = [self._length(i) for i in range(len(self.records))]
-            n_min = min(lengths) if n_min is None else n_min
-            n_max = max(lengths) if n_max is None else n_max
-        self.params = sampler_params(cfg.sampling, n_min, n_max)
-        self.rate_scale = rate_scale_range(cfg.augment.rate_scale) if self.train else (1.0, 1.0)
-        mix = float(getattr(cfg.augment, "length_mix", 0.0) or 0.0)
+        mix = float(cfg.augment.length_mix)
         if not 0.0 <= mix <= 1.0:
             raise DataError(f"augment.length_mix={mix}: give the share of training clips in [0, 1]")
         self.length_mix = mix if self.train and self.strategy in ("delta", "length") else 0.0
-        self.lengths = [self._length(i) for i in range(len(self.records))] if self.length_mix else []
+        auto_alpha = self.strategy == "delta" and isinstance(cfg.sampling.alpha, str)
+        needs = self.strategy in _NEEDS_LENGTHS or auto_alpha
+        missing = n_min is None or n_max is None
+        # the training videos' lengths, read once: for n_min / n_max and for length mixing
+        self.lengths = (
+            [self._length(i) for i in range(len(self.records))]
+            if self.train and (self.length_mix or (missing and needs))
+            else []
+        )
+        if self.train and missing and needs and self.lengths:
+            n_min = min(self.lengths) if n_min is None else n_min
+            n_max = max(self.lengths) if n_max is None else n_max
+        self.params = sampler_params(cfg.sampling, n_min, n_max)
+        self.rate_scale = rate_scale_range(cfg.augment.rate_scale) if self.train else (1.0, 1.0)
         self.n_min, self.n_max = self.params["n_min"], self.params["n_max"]
         if stats is None and cfg.augment.normalize == "index" and self.train and not cfg.augment.mean:
             stats = channel_stats(cache, [r.video_id for r in self.records])

@@ -253,7 +253,7 @@ class ClipTransform:
                 raise ConfigError(f"augment.{name} must be >= 0, got {getattr(augment, name)}")
         if augment.height < 1 or augment.width < 1:
             raise ConfigError(f"augment.height/width must be positive, got {augment.height}x{augment.width}")
-        self.crop_scale = crop_scale_range(getattr(augment, "scale", ()))
+        self.crop_scale = crop_scale_range(augment.scale)
         self.augment = augment
         self.train = bool(train)
         self.blank = blank
