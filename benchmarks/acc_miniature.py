@@ -3,7 +3,7 @@ pretrained backbone, several seeds, on the preset's data (default: `synth.profil
 (`--set data.source.root=... synth.profile=arid-val ...`).
 
     .venv/bin/python benchmarks/acc_miniature.py [--config configs/cpu.yaml] [--seeds 3] [--heads bert,tgap]
-        [--out runs/miniature] [--set KEY=VALUE ...]
+        [--out runs/miniature] [--set KEY=VALUE ...] [--against OTHER_OUT]
     # the second, differently rendered profile (its own data, cache and runs):
     .venv/bin/python benchmarks/acc_miniature.py --out runs/miniature-val --set synth.profile=arid-val \
         synth.out=data/arid-val data.source.root=data/arid-val data.prepared=prepared/arid-val
@@ -137,6 +137,25 @@ def paired(a: np.ndarray, b: np.ndarray, groups: np.ndarray, boot: int, rng: np.
             "p": float(p), "groups": len(names)}  # fmt: skip
 
 
+def against(runs: list[dict], others: list[dict], groups: np.ndarray, boot: int, rng: np.random.Generator) -> dict:
+    """Each head's paired difference (this - other) over the seeds both hold, on the same test videos."""
+    out = {}
+    for h in dict.fromkeys(r["head"] for r in runs):
+        mine = {r["seed"]: r for r in runs if r["head"] == h}
+        theirs = {r["seed"]: r for r in others if r["head"] == h}
+        seeds = sorted(mine.keys() & theirs.keys())
+        if not seeds:
+            continue
+        if any(theirs[s]["videos"] != mine[s]["videos"] for s in seeds):
+            raise SystemExit(f"--against: the {h} runs were scored on other test videos; no paired comparison")
+        a = np.array([mine[s]["correct"] for s in seeds])
+        b = np.array([theirs[s]["correct"] for s in seeds])
+        out[h] = {**paired(a, b, groups, boot, rng), "seeds": seeds}
+    if not out:
+        raise SystemExit("--against: no head and seed in common")
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default="configs/cpu.yaml")
@@ -149,9 +168,15 @@ def main() -> None:
     ap.add_argument("--transfer", nargs="*", default=[], metavar="KEY=VALUE",
                     help="score the trained runs on another dataset: config overrides naming it (copies of the runs "
                          "go to <out>/transfer; the summary is <out>/transfer/summary.md)")  # fmt: skip
+    ap.add_argument("--against", metavar="OUT",
+                    help="another invocation's --out (e.g. another backbone): each head's paired difference to "
+                         "the same head there (same seeds, videos; with --transfer, its transfer runs)")  # fmt: skip
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")  # the stages' progress messages
     out = Path(args.out)
+    other = Path(args.against or ".") / ("transfer" if args.transfer else "") / "summary.json"
+    if args.against and not other.is_file():
+        raise SystemExit(f"--against: {other} does not exist (run that invocation first)")
     build_data(load_config(args.config, args.overrides))
     heads = args.heads.split(",")
     pairs = [(h, s) for s in range(args.seeds) for h in heads]
@@ -191,6 +216,13 @@ def main() -> None:
         ci = f"95 % CI {100 * pd['lo']:+.1f} to {100 * pd['hi']:+.1f}"
         lines.append(f"Paired BERT - TGAP (same videos and seeds): {100 * pd['diff']:+.1f} points ({ci}), "
                      f"sign-flip permutation p = {pd['p']:.3f} over {pd['groups']} test groups.")  # fmt: skip
+    if args.against:
+        diffs = against(runs, read_json(other)["runs"], groups, args.boot, rng)
+        summary["against"] = {"out": str(other.parent), "heads": diffs}
+        for h, pd in diffs.items():
+            lines.append(f"Paired {h} here - {h} in {other.parent} (seeds {pd['seeds']}, same videos): "
+                         f"{100 * pd['diff']:+.1f} points (95 % CI {100 * pd['lo']:+.1f} to {100 * pd['hi']:+.1f}), "
+                         f"sign-flip p = {pd['p']:.3f}.")  # fmt: skip
     text = "\n".join(lines) + "\n"
     print(text)
     atomic_write_text(out / "summary.md", text)

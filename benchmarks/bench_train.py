@@ -8,9 +8,10 @@
 
 A step is what training does per batch: forward, focal loss, backward, Ranger step, on a batch of the preset's size
 and input shape (random data: the data path is not timed here). Variants: `eager` (fp32, contiguous: the baseline),
-`cl` (channels_last_3d), `bf16` (autocast; only fast with native bf16, AVX-512 BF16 / AMX), `compile` (torch.compile,
-inductor; its compile time is reported apart). Variants are interleaved after a warm-up, the best and the median of
-the timed steps are kept, and the fp32 and bf16 GEMM peaks are measured in the same run: compare ratios, not seconds.
+`cl` (channels_last_3d), `bf16` (autocast; only fast with native bf16, AVX-512 BF16 / AMX), `bf16-cl` (both),
+`compile` (torch.compile, inductor; its compile time is reported apart). Variants are interleaved after a warm-up,
+the best and the median of the timed steps are kept, and the fp32 and bf16 GEMM peaks are measured in the same run:
+compare ratios, not seconds.
 `--procs N` runs the eager step in N processes of one thread each at once and reports their summed clips/s against
 one process with all threads: what `darkaction experiment --jobs N` gains. `--profile RUN/config.yaml` trains that
 run's configuration again for a few epochs (into a temporary folder, on its prepared data) under Lightning's simple
@@ -40,7 +41,7 @@ from darkaction.training.optim import build_optimizer
 from darkaction.utils import packaged_path, write_json
 
 PRESETS = {"demo": "demo.yaml", "cpu": "cpu.yaml", "paper": "paper.yaml"}
-VARIANTS = ("eager", "cl", "bf16", "compile")
+VARIANTS = ("eager", "cl", "bf16", "bf16-cl", "compile")
 
 
 def preset_shape(name: str, batch: int | None, overrides: tuple[str, ...] = ()) -> tuple[object, tuple[int, ...]]:
@@ -79,11 +80,12 @@ class Step:
     def __init__(self, cfg, shape, variant: str):
         torch.manual_seed(0)
         self.model = build_model(cfg.model, 6, shape[2]).train()
-        self.fmt = torch.channels_last_3d if variant == "cl" else torch.contiguous_format
-        if variant == "cl":
+        cl = variant in ("cl", "bf16-cl")
+        self.fmt = torch.channels_last_3d if cl else torch.contiguous_format
+        if cl:
             self.model = self.model.to(memory_format=torch.channels_last_3d)
         self.forward = torch.compile(self.model) if variant == "compile" else self.model
-        self.bf16 = variant == "bf16"
+        self.bf16 = variant in ("bf16", "bf16-cl")
         self.loss = build_loss(cfg.train.loss, cfg.train.focal_gamma)
         self.opt = build_optimizer(cfg.train.optimizer, self.model.parameters(), cfg.train)
         g = torch.Generator().manual_seed(1)

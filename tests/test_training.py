@@ -6,6 +6,7 @@ import csv
 import json
 import math
 import shutil
+from pathlib import Path
 
 import lightning as L
 import pytest
@@ -332,3 +333,65 @@ def test_backbone_lr_scales_only_the_backbone_groups():
     assert len(opt.param_groups) == 4 and sched.get_last_lr()[0] < 2e-4
     with pytest.raises(ConfigError, match="backbone_lr"):
         VideoClassifierModule(load_config(None, [*tiny, ("train.backbone_lr", 0.0)]), 4).configure_optimizers()
+
+
+def test_wants_channels_last_only_for_bf16_on_cpu_unless_told():
+    from darkaction.training.module import wants_channels_last
+
+    assert wants_channels_last("auto", "bf16-mixed", "cpu")
+    assert not wants_channels_last("auto", "32-true", "cpu") and not wants_channels_last("auto", "bf16-mixed", "cuda")
+    assert wants_channels_last(True, "32-true", "cuda") and not wants_channels_last(False, "bf16-mixed", "cpu")
+    assert _cfg(Path("x"), channels_last="on").train.channels_last is True  # YAML's on / off / yes / no are booleans
+    assert _cfg(Path("x")).train.channels_last is False
+    assert _cfg(Path("x"), channels_last="auto").train.channels_last == "auto"
+    with pytest.raises(ConfigError, match="channels_last"):
+        _cfg(Path("x"), channels_last="sometimes")
+
+
+class SeesLayout(L.Callback):
+    """Records whether the model's conv weights and the clips reaching the backbone are channels_last_3d."""
+
+    def __init__(self):
+        self.weights, self.inputs = [], []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        conv = pl_module.model.backbone[0]
+        self.weights.append(conv.weight.is_contiguous(memory_format=torch.channels_last_3d))
+        if not self.inputs:
+            conv.register_forward_pre_hook(
+                lambda m, args: self.inputs.append(args[0].is_contiguous(memory_format=torch.channels_last_3d))
+            )
+
+
+def test_channels_last_training_stores_channels_last_and_resumes_exactly(tmp_path):
+    from darkaction.models.build import VideoClassifier
+
+    torch.manual_seed(1)
+    init = TinyNet().state_dict()
+
+    def fresh():
+        tiny = TinyNet()
+        tiny.load_state_dict(init)
+        return VideoClassifier(tiny.backbone, tiny.head)
+
+    seen = SeesLayout()
+    full = train(_cfg(tmp_path, "full", epochs=3, lr=0.01, channels_last=True), model=fresh(),
+                 datamodule=StandInData(), callbacks=[seen])  # fmt: skip
+    assert all(seen.weights) and seen.inputs and all(seen.inputs)
+    cfg = _cfg(tmp_path, "killed", epochs=3, lr=0.01, channels_last=True)
+    with pytest.raises(RuntimeError, match="simulated kill"):
+        train(cfg, model=fresh(), datamodule=StandInData(), callbacks=[KillAt(1)])
+    resumed = train(cfg, resume=True, model=fresh(), datamodule=StandInData())
+    a = load_checkpoint(full / "checkpoints" / "last.ckpt")["state_dict"]
+    b = load_checkpoint(resumed / "checkpoints" / "last.ckpt")["state_dict"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    # the checkpoint loads into a plain (contiguous) model, which computes what the channels-last one does
+    plain, cl = fresh(), fresh().use_channels_last()
+    plain.load_state_dict({k.removeprefix("model."): v for k, v in a.items()})
+    cl.load_state_dict({k.removeprefix("model."): v for k, v in a.items()})
+    x = torch.randn(2, 3, 4, 8, 8)
+    torch.testing.assert_close(plain.eval()(x), cl.eval()(x), rtol=1e-5, atol=1e-6)
+    # off (the default) leaves the layout alone
+    seen_off = SeesLayout()
+    train(_cfg(tmp_path, "off", epochs=1, lr=0.01), model=fresh(), datamodule=StandInData(), callbacks=[seen_off])
+    assert not any(seen_off.weights) and not any(seen_off.inputs)

@@ -299,6 +299,10 @@ class TrainConfig:
     # eager after a 113 s compile (docs/results.md); worth trying on a GPU. State-dict names do not change. Precise
     # BN's no-grad passes, validation and a last smaller batch each compile a graph of their own.
     compile: bool = False
+    # the model's 5-D weights and clips in channels_last_3d memory during training: true | false | auto (on where the
+    # step runs bf16 autocast on a CPU). Off by default: bench_train.py timed the cpu preset's bf16 step 1.12x faster
+    # so, but whole runs trained with it took 1.2-1.3x longer than without (session 10, docs/results.md; unexplained)
+    channels_last: bool | Literal["auto"] = False
     # Lightning's profiler of the fit: simple (time per hook; also <run>/fit-shares.json: the training step against
     # data, optimizer, precise BN, checkpoints ...) | advanced (cProfile) | pytorch (operators); the report goes to
     # <run>/fit-profile.txt (fit-profile-<rank>.txt per process with DDP) ("" = off)
