@@ -174,8 +174,8 @@ def main() -> None:
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")  # the stages' progress messages
     out = Path(args.out)
-    other = Path(args.against or ".") / ("transfer" if args.transfer else "") / "summary.json"
-    if args.against and not other.is_file():
+    other = Path(args.against or "") / ("transfer" if args.transfer else "") / "summary.json"
+    if args.against and not other.is_file():  # checked before any run is evaluated
         raise SystemExit(f"--against: {other} does not exist (run that invocation first)")
     build_data(load_config(args.config, args.overrides))
     heads = args.heads.split(",")

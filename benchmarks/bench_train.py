@@ -82,8 +82,7 @@ class Step:
         self.model = build_model(cfg.model, 6, shape[2]).train()
         cl = variant in ("cl", "bf16-cl")
         self.fmt = torch.channels_last_3d if cl else torch.contiguous_format
-        if cl:
-            self.model = self.model.to(memory_format=torch.channels_last_3d)
+        self.model.use_channels_last(cl)  # what train.channels_last does
         self.forward = torch.compile(self.model) if variant == "compile" else self.model
         self.bf16 = variant in ("bf16", "bf16-cl")
         self.loss = build_loss(cfg.train.loss, cfg.train.focal_gamma)
