@@ -191,3 +191,17 @@ def test_evaluate_on_other_data_reads_it_and_leaves_the_runs_results(tiny_run, t
     assert (run_dir / "results.json").read_bytes() == before  # the run's own scores stay
     with pytest.raises(ConfigError, match="data"):
         evaluate(run_dir, progress=False, data=["model.head=tgap"])
+
+
+def test_evaluate_with_mirrored_views(tiny_run, capsys):
+    from darkaction.cli import main
+    from darkaction.evaluation.evaluate import evaluate
+
+    _, run = tiny_run
+    plain = evaluate(run, views=2, progress=False)
+    flipped = evaluate(run, views=2, progress=False, flip=True)
+    assert plain["flip"] is False and flipped["flip"] is True
+    assert plain["n_test_videos"] == flipped["n_test_videos"]
+    assert [p["prob"] for p in plain["predictions"]] != [p["prob"] for p in flipped["predictions"]]
+    assert main(["evaluate", str(run), "--views", "2", "--flip"]) == 0
+    assert "2 views and their mirrors" in capsys.readouterr().out

@@ -359,3 +359,23 @@ def test_a_checkpoint_saved_before_its_precise_bn_statistics_loads_with_a_warnin
     with caplog.at_level("WARNING", logger="darkaction.inference.recognizer"):
         Recognizer.from_run(tmp_path / "early.ckpt")
     assert "BatchNorm statistics" in caplog.text and "--resume" in caplog.text
+
+
+def test_flip_averages_each_view_with_its_mirror(run, clip):
+    """eval.flip: every view's softmax is the mean of its own and its left-right mirror's (one batch holds both)."""
+    from darkaction.inference import Recognizer
+
+    rec = Recognizer.from_run(run, precision="fp32")
+    assert rec.flip is False  # the run's config: eval.flip off by default
+    clips = rec.views(rec.preprocess(_frames(clip)), 3).unsqueeze(0)
+    plain, att = rec.predict_clips(clips)
+    mirrored, _ = rec.predict_clips(clips.flip(-1))
+    assert (plain - mirrored).abs().max() > 1e-5  # not mirror-symmetric, so the check below means something
+    rec.flip = True
+    both, att_both = rec.predict_clips(clips)
+    assert both.shape == plain.shape == (1, 3, len(rec.classes))
+    torch.testing.assert_close(both, 0.5 * (plain + mirrored), atol=1e-5, rtol=1e-4)
+    if att is not None:
+        torch.testing.assert_close(att_both, att, atol=1e-5, rtol=1e-4)  # the unmirrored views' attention
+    unflipped = Recognizer.from_run(run, precision="fp32").predict(clip, views=3)
+    assert rec.predict(clip, views=3)["probs"] != unflipped["probs"]  # predict goes through the same path

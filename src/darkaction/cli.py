@@ -344,6 +344,8 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--views", type=int, help="views per video, softmax averaged (default eval.views)")
     p.add_argument("--strategy", help="test sampling strategy (default sampling.test_strategy or sampling.strategy)")
     p.add_argument("--split", default="test", choices=["test", "val", "train"], help="which split (default test)")
+    p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
+                   help="also classify every view left-right mirrored and average (default eval.flip)")  # fmt: skip
     p.set_defaults(func=_run_evaluate)
 
 
@@ -355,13 +357,14 @@ def _run_evaluate(args: argparse.Namespace) -> int:
             "evaluate uses the run's own config; to score it on other data give --set data.prepared=... (and "
             "data.source.*), prepared and enhanced with the run's config and those overrides"
         )
-    res = evaluate(args.run, views=args.views, strategy=args.strategy, split=args.split, data=args.overrides)
+    res = evaluate(args.run, views=args.views, strategy=args.strategy, split=args.split, data=args.overrides,
+                   flip=args.flip)  # fmt: skip
     top5 = f", top-5 {100 * res['top5']:.2f} %" if res.get("top5") is not None else ""
     print(
         f"{res['split']}: top-1 {100 * res['top1']:.2f} %{top5}, "
         f"mean class accuracy {100 * res['mean_class_acc']:.2f} %, "
-        f"clip-level top-1 {100 * res['clip_top1']:.2f} % ({res['n_test_videos']} videos, {res['views']} views, "
-        f"{res['strategy']})"
+        f"clip-level top-1 {100 * res['clip_top1']:.2f} % ({res['n_test_videos']} videos, {res['views']} views"
+        f"{' and their mirrors' if res.get('flip') else ''}, {res['strategy']})"
     )
     for name, pc in res["per_class"].items():
         acc = "-" if pc["acc"] is None else f"{100 * pc['acc']:.1f} %"

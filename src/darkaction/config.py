@@ -322,6 +322,9 @@ class TrainConfig:
 @dataclass
 class EvalConfig:
     views: int = 5
+    # test-time mirroring (not in the paper): every view is also classified left-right mirrored and the two softmaxes
+    # averaged (training mirrors clips with augment.hflip, so the mirror is an equally likely view); 2x the cost
+    flip: bool = False
     strategy: StrategyOrSame = ""  # "" = sampling.test_strategy or sampling.strategy
     # videos per forward pass, each with all its `views` clips; on a 2-core CPU 8 videos (40 clips) a batch ran at
     # 0.64x the clips/s of 1 (docs/results.md), so 1 stays the default; raise it on a GPU

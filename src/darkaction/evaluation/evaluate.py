@@ -51,10 +51,12 @@ def evaluate(
     progress: bool = True,
     batch_size: int | None = None,
     data: Sequence[Change] = (),
+    flip: bool | None = None,
 ) -> dict:
     """Evaluate a run on `split` with `views` views per video (default eval.views) sampled by `strategy` (default
     sampling.test_strategy or sampling.strategy); `batch_size` videos (default eval.batch_size) and all their views go
-    through the model as one batch. Returns the results dict (also written to results.json).
+    through the model as one batch; `flip` (default eval.flip) also classifies every view mirrored. Returns the
+    results dict (also written to results.json).
 
     `data`: `data.*` overrides of the run's config (e.g. `data.prepared=prepared/other`) to score the run on another
     dataset with the same classes, prepared and enhanced with the run's cache settings and enhancer (`build_data` with
@@ -82,6 +84,8 @@ def evaluate(
         cfg.sampling.test_strategy = strategy
     if strategy or data:
         rec = Recognizer(cfg, classes, rec.model, rec.enhancer, rec.device)
+    if flip is not None:
+        rec.flip = bool(flip)
     used_strategy = rec.strategy
 
     index, _ = open_prepared(cfg)
@@ -125,6 +129,7 @@ def evaluate(
         "split": split,
         "views": k,
         "strategy": used_strategy,
+        "flip": rec.flip,
         "classes": classes,
         "per_class": {c: {"acc": m["per_class"][i], "n": m["support"][i]} for i, c in enumerate(classes)},
         "confusion": m["confusion"],

@@ -120,6 +120,7 @@ class Recognizer:
         self.params = sampler_params(s, s.n_min or None, s.n_max or None)
         self.transform = ClipTransform(cfg.augment, train=False, blank=s.blank)
         self.seed = int(cfg.train.seed)
+        self.flip = bool(cfg.eval.flip)  # also classify every view mirrored and average the two (eval.flip)
         self.checkpoint: Path | None = None
 
     @classmethod
@@ -213,16 +214,23 @@ class Recognizer:
     @torch.inference_mode()
     def predict_clips(self, clips: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """clips (B,V,C,T,H,W) -> per-view softmax (B,V,K) fp32 on the CPU, and the head's attention (B,V,T') or
-        None. The V views of every video go through the model as one batch."""
+        None. The V views of every video go through the model as one batch; with `flip` their mirrored copies too,
+        and each view's softmax is the mean of its own and its mirror's (the attention is the unmirrored view's)."""
         b, v = clips.shape[:2]
         x = clips.flatten(0, 1).to(self.device)
+        if self.flip:
+            x = torch.cat([x, x.flip(-1)])
         with autocast_for(self.cfg, self.device):
             if hasattr(self.model, "forward_with_attention"):  # R(2+1)D classifiers and exported models
                 logits, att = self.model.forward_with_attention(x)
             else:  # SlowFast, EfficientNet-BERT, MRAN: a BERT head among them stores its attention
                 logits = self.model(x)
                 att = getattr(getattr(self.model, "head", None), "attention", None)
-        probs = logits.float().softmax(-1).view(b, v, -1).cpu()
+        probs = logits.float().softmax(-1)
+        if self.flip:
+            probs = 0.5 * (probs[: b * v] + probs[b * v :])
+            att = None if att is None else att[: b * v]
+        probs = probs.view(b, v, -1).cpu()
         if att is not None:
             att = att.float().reshape(b, v, -1).cpu()
         return probs, att
