@@ -81,7 +81,8 @@ def run_one(base: list[str], config: str, head: str, seed: int, out: Path, train
         run_dir = transfer_run(run_dir, transfer, out / "transfer")
         # the checkpoint's embedded config names the training data: point the evaluation at the other set
         data = [o for o in transfer if o.startswith("data.")]
-    res = evaluate(run_dir, views=cfg.eval.views, progress=False, data=data, flip=cfg.eval.flip)
+    res = evaluate(run_dir, views=cfg.eval.views, progress=False, data=data, flip=cfg.eval.flip,
+                   test_rates=cfg.sampling.test_rates)  # fmt: skip
     return score(res, head, seed, seconds)
 
 

@@ -205,3 +205,18 @@ def test_evaluate_with_mirrored_views(tiny_run, capsys):
     assert [p["prob"] for p in plain["predictions"]] != [p["prob"] for p in flipped["predictions"]]
     assert main(["evaluate", str(run), "--views", "2", "--flip"]) == 0
     assert "2 views and their mirrors" in capsys.readouterr().out
+
+
+def test_evaluate_with_test_views_at_the_training_rates(tiny_run, capsys):
+    from darkaction.cli import main
+    from darkaction.evaluation.evaluate import evaluate
+
+    _, run = tiny_run
+    own = evaluate(run, views=3, progress=False)
+    train = evaluate(run, views=3, progress=False, test_rates="train")
+    assert own["test_rates"] == "own" and train["test_rates"] == "train"
+    assert own["n_test_videos"] == train["n_test_videos"]
+    # the tiny set's test videos are 33-60 frames like its training ones: some views change, not all
+    assert [p["prob"] for p in own["predictions"]] != [p["prob"] for p in train["predictions"]]
+    assert main(["evaluate", str(run), "--views", "2", "--test-rates", "train"]) == 0
+    assert "top-1" in capsys.readouterr().out

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from darkaction.config import SamplingConfig
-from darkaction.data.sampling import STRATEGIES, delta_plan, sample, sample_views, sampler_params
+from darkaction.data.sampling import STRATEGIES, delta_plan, sample, sample_views, sampler_params, view_lengths
 from darkaction.errors import ConfigError
 
 PARAMS = {"beta": 0.0, "gamma": 1.5, "alpha": 4.0, "n_min": 33, "n_max": 225}
@@ -162,7 +162,9 @@ def test_errors_are_actionable():
 
 def test_sampler_params_prefers_explicit_config():
     cfg = SamplingConfig(alpha=4.0)
-    assert sampler_params(cfg, 33, 225) == {"beta": 0.0, "gamma": 1.5, "alpha": 4.0, "n_min": 33, "n_max": 225}
+    assert sampler_params(cfg, 33, 225) == {
+        "beta": 0.0, "gamma": 1.5, "alpha": 4.0, "n_min": 33, "n_max": 225, "test_rates": "own"
+    }  # fmt: skip
     cfg.n_max = 300
     assert sampler_params(cfg, 33, 225)["n_max"] == 300
     assert sampler_params(SamplingConfig(alpha=4.0))["n_max"] is None
@@ -289,3 +291,36 @@ def test_as_length_takes_the_rate_of_another_length():
     assert (sample("length", 64, 16, np.random.default_rng(0), as_length=128) >= 0).sum() == 8
     with pytest.raises(ConfigError, match="as_length"):
         sample("delta", 64, 16, np.random.default_rng(0), as_length=0)
+
+
+def test_view_lengths_span_the_training_range_geometrically():
+    lengths = view_lengths(5, 34, 222)
+    assert lengths == sorted(lengths) and 34 < lengths[0] and lengths[-1] < 222
+    ratios = np.diff(np.log(lengths))
+    assert np.allclose(ratios, ratios[0], atol=0.03)  # equal steps in log length
+    assert view_lengths(1, 50, 200) == [100]  # the geometric mean
+    with pytest.raises(ConfigError, match="n_min <= n_max"):
+        view_lengths(3, 90, 40)
+
+
+def test_test_rates_train_views_long_videos_at_training_rates():
+    """A test video longer than the training ones is seen at the rates the training lengths had (windows of it);
+    one shorter than a view's length keeps its own rate (no extra padding); own = the paper's views, unchanged."""
+    params = {**PARAMS, "alpha": 14.1, "n_min": 34, "n_max": 222}
+    own = sample_views("delta", 400, 16, 5, seed=(0, 3), **params)
+    assert np.array_equal(own, sample_views("delta", 400, 16, 5, seed=(0, 3), **params, test_rates="own"))
+    train = sample_views("delta", 400, 16, 5, seed=(0, 3), **params, test_rates="train")
+    assert train.shape == (5, 16) and (train >= 0).all()  # every view is a window of real frames
+    spans = train[:, -1] - train[:, 0]
+    rng = np.random.default_rng(np.random.SeedSequence([0, 3]))
+    for span, length in zip(spans, view_lengths(5, 34, 222)):
+        plan = delta_plan(400, 16, rng, gamma=1.5, alpha=14.1, as_length=length)
+        assert plan.cropped and abs(span - 15 * plan.rate) <= 1.0  # T frames at that length's rate
+    assert spans[0] < spans[-1] < (400 - 1)  # the shortest length's view covers the least
+    short = sample_views("delta", 40, 16, 5, seed=(0, 3), **params, test_rates="train")
+    own_short = sample_views("delta", 40, 16, 5, seed=(0, 3), **params)
+    assert np.array_equal(short[1:], own_short[1:])  # lengths above 40 are capped at the video's own
+    with pytest.raises(ConfigError, match="test_rates"):
+        sample_views("delta", 40, 16, 5, seed=0, **params, test_rates="mine")
+    with pytest.raises(ConfigError, match="n_min"):
+        sample_views("delta", 40, 16, 5, seed=0, **{**params, "n_min": None}, test_rates="train")

@@ -346,6 +346,9 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--split", default="test", choices=["test", "val", "train"], help="which split (default test)")
     p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
                    help="also classify every view left-right mirrored and average (default eval.flip)")  # fmt: skip
+    p.add_argument("--test-rates", choices=["own", "train"],
+                   help="the views' rates: the video's own length's (the paper) or the training lengths' "
+                   "(default sampling.test_rates)")  # fmt: skip
     p.set_defaults(func=_run_evaluate)
 
 
@@ -358,7 +361,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
             "data.source.*), prepared and enhanced with the run's config and those overrides"
         )
     res = evaluate(args.run, views=args.views, strategy=args.strategy, split=args.split, data=args.overrides,
-                   flip=args.flip)  # fmt: skip
+                   flip=args.flip, test_rates=args.test_rates)  # fmt: skip
     top5 = f", top-5 {100 * res['top5']:.2f} %" if res.get("top5") is not None else ""
     print(
         f"{res['split']}: top-1 {100 * res['top1']:.2f} %{top5}, "

@@ -196,6 +196,11 @@ class SamplingConfig:
     n_max: int = 0  # 0 = from the training index
     test_strategy: StrategyOrSame = ""
     test_views: int = 5  # views averaged per test video (paper: 5 sets of (delta, P1, P2))
+    # the rates of the test views (delta and length sampling): own = the rate of the video's own length (the paper);
+    # train = view k of V at the rate of a training-length L_k, spaced geometrically from n_min to n_max (at most the
+    # video's own length), so a test video is also seen at the rates training used whatever its length: the train /
+    # test length shift of ARID (Figure 4) otherwise shows a long test video faster than any training one
+    test_rates: Literal["own", "train"] = "own"
     view_seed: int = 0
     blank: BlankMode = "black"  # black: blank frames are black before normalisation | zero: zero after it
 

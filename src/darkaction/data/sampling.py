@@ -49,7 +49,7 @@ from darkaction.config import Strategy
 from darkaction.errors import ConfigError
 
 STRATEGIES = typing.get_args(Strategy)
-PARAM_NAMES = ("beta", "gamma", "alpha", "n_min", "n_max", "rate_scale", "as_length")
+PARAM_NAMES = ("beta", "gamma", "alpha", "n_min", "n_max", "rate_scale", "as_length", "test_rates")
 MIN_RATE = 1e-6  # floor for a rate that a negative delta pushed to <= 0
 _EPS = 1e-9  # tolerance so that N/S = 64.0000000001 (float noise) still counts as fitting into 64 slots
 
@@ -172,8 +172,8 @@ def sample(strategy: str, n_frames: int, T: int, rng: np.random.Generator, **par
     params: beta, gamma, alpha (delta); n_min, n_max (constant, variable; from the training index); rate_scale
     (a factor on the rate of the padded-rate samplers: delta, constant, variable, length; training speed
     augmentation, default 1); as_length (delta and length: the rate of a clip of that many frames; training length
-    mixing, default the clip's own N). Parameters a strategy does not use are ignored, so one `sampler_params(...)`
-    dict serves every strategy.
+    mixing, default the clip's own N); test_rates (read by `sample_views` only). Parameters a strategy does not use
+    are ignored, so one `sampler_params(...)` dict serves every strategy.
     """
     unknown = set(params) - set(PARAM_NAMES)
     if unknown:
@@ -210,12 +210,30 @@ def sample_views(strategy: str, n_frames: int, T: int, k: int, seed: int | Seque
 
     Deterministic: the same (seed, N, T, k, params) always gives the same views. `seed` may be a tuple such as
     (view_seed, video_position) so every video of a dataset gets its own reproducible views.
+    With `test_rates="train"` (delta and length sampling) view i takes the rate of a video of `view_lengths(...)[i]`
+    frames, at most its own N, instead of N's own rate.
     """
     if int(k) < 1:
         raise ConfigError(f"the number of test views must be at least 1, got {k}")
     entropy = [int(s) for s in seed] if isinstance(seed, (tuple, list)) else int(seed)
     rng = np.random.default_rng(np.random.SeedSequence(entropy))
-    return np.stack([sample(strategy, n_frames, T, rng, **params) for _ in range(int(k))])
+    mode = params.get("test_rates") or "own"
+    if mode not in ("own", "train"):
+        raise ConfigError(f"sampling.test_rates must be 'own' or 'train', got {mode!r}")
+    if mode == "own" or strategy not in ("delta", "length"):
+        return np.stack([sample(strategy, n_frames, T, rng, **params) for _ in range(int(k))])
+    lengths = view_lengths(int(k), _need(params, "n_min", strategy), _need(params, "n_max", strategy))
+    return np.stack([sample(strategy, n_frames, T, rng, **{**params, "as_length": min(int(n_frames), length)})
+                     for length in lengths])  # fmt: skip
+
+
+def view_lengths(k: int, n_min: float, n_max: float) -> list[int]:
+    """`sampling.test_rates: train`: k lengths spaced geometrically over the training range, the middles of k equal
+    log-spaced bins of [n_min, n_max] (k=1: their geometric mean)."""
+    if not 0 < n_min <= n_max:
+        raise ConfigError(f"test_rates: train needs 0 < n_min <= n_max, got n_min={n_min:g}, n_max={n_max:g}")
+    ratio = n_max / n_min
+    return [max(1, int(round(n_min * ratio ** ((i + 0.5) / k)))) for i in range(int(k))]
 
 
 def rate_scale_range(bounds: Sequence[float]) -> tuple[float, float]:
@@ -279,6 +297,7 @@ def sampler_params(sampling: Any, n_min: int | None = None, n_max: int | None = 
         "alpha": None if unused else resolve_alpha(sampling.alpha, n_max, sampling.T),
         "n_min": int(sampling.n_min) if sampling.n_min else (int(n_min) if n_min else None),
         "n_max": n_max,
+        "test_rates": getattr(sampling, "test_rates", "own"),
     }
 
 

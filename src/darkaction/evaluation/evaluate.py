@@ -52,11 +52,12 @@ def evaluate(
     batch_size: int | None = None,
     data: Sequence[Change] = (),
     flip: bool | None = None,
+    test_rates: str | None = None,
 ) -> dict:
     """Evaluate a run on `split` with `views` views per video (default eval.views) sampled by `strategy` (default
     sampling.test_strategy or sampling.strategy); `batch_size` videos (default eval.batch_size) and all their views go
-    through the model as one batch; `flip` (default eval.flip) also classifies every view mirrored. Returns the
-    results dict (also written to results.json).
+    through the model as one batch; `flip` (default eval.flip) also classifies every view mirrored; `test_rates`
+    (default sampling.test_rates) picks the views' rates. Returns the results dict (also written to results.json).
 
     `data`: `data.*` overrides of the run's config (e.g. `data.prepared=prepared/other`) to score the run on another
     dataset with the same classes, prepared and enhanced with the run's cache settings and enhancer (`build_data` with
@@ -82,7 +83,9 @@ def evaluate(
         cfg = with_data(cfg, data)
     if strategy:
         cfg.sampling.test_strategy = strategy
-    if strategy or data:
+    if test_rates:
+        cfg.sampling.test_rates = test_rates
+    if strategy or data or test_rates:
         rec = Recognizer(cfg, classes, rec.model, rec.enhancer, rec.device)
     if flip is not None:
         rec.flip = bool(flip)
@@ -130,6 +133,7 @@ def evaluate(
         "views": k,
         "strategy": used_strategy,
         "flip": rec.flip,
+        "test_rates": cfg.sampling.test_rates,
         "classes": classes,
         "per_class": {c: {"acc": m["per_class"][i], "n": m["support"][i]} for i, c in enumerate(classes)},
         "confusion": m["confusion"],
