@@ -199,7 +199,8 @@ class SamplingConfig:
     # the rates of the test views (delta and length sampling): own = the rate of the video's own length (the paper);
     # train = view k of V at the rate of a training-length L_k, spaced geometrically from n_min to n_max (at most the
     # video's own length), so a test video is also seen at the rates training used whatever its length: the train /
-    # test length shift of ARID (Figure 4) otherwise shows a long test video faster than any training one
+    # test length shift of ARID (Figure 4) otherwise shows a long test video faster than any training one. Other
+    # strategies ignore it. Validation during training follows it too
     test_rates: Literal["own", "train"] = "own"
     view_seed: int = 0
     blank: BlankMode = "black"  # black: blank frames are black before normalisation | zero: zero after it
@@ -328,7 +329,8 @@ class TrainConfig:
 class EvalConfig:
     views: int = 5
     # test-time mirroring (not in the paper): every view is also classified left-right mirrored and the two softmaxes
-    # averaged (training mirrors clips with augment.hflip, so the mirror is an equally likely view); 2x the cost
+    # averaged (training mirrors clips with augment.hflip, so the mirror is an equally likely view); 2x the cost and
+    # the memory per batch. Test and predict only: validation during training does not mirror
     flip: bool = False
     strategy: StrategyOrSame = ""  # "" = sampling.test_strategy or sampling.strategy
     # videos per forward pass, each with all its `views` clips; on a 2-core CPU 8 videos (40 clips) a batch ran at

@@ -132,7 +132,9 @@ def write_report(run_dir: Path, results: dict, images: dict[str, Path | None]) -
         f"# Run report: {run_dir.name}",
         "",
         f"- split: `{results.get('split', 'test')}`, videos: {results.get('n_test_videos')}, "
-        f"views per video: {results.get('views')} (strategy `{results.get('strategy')}`)",
+        f"views per video: {results.get('views')} (strategy `{results.get('strategy')}`"
+        f"{', rates of the training lengths' if results.get('test_rates') == 'train' else ''}"
+        f"{', each also mirrored' if results.get('flip') else ''})",
         f"- video-level top-1: **{_fmt(results.get('top1'))}**, mean class accuracy: "
         f"**{_fmt(results.get('mean_class_acc'))}**",
         f"- clip-level top-1 (each view alone): {_fmt(results.get('clip_top1'))}",

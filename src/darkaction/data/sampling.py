@@ -222,7 +222,7 @@ def sample_views(strategy: str, n_frames: int, T: int, k: int, seed: int | Seque
         raise ConfigError(f"sampling.test_rates must be 'own' or 'train', got {mode!r}")
     if mode == "own" or strategy not in ("delta", "length"):
         return np.stack([sample(strategy, n_frames, T, rng, **params) for _ in range(int(k))])
-    lengths = view_lengths(int(k), _need(params, "n_min", strategy), _need(params, "n_max", strategy))
+    lengths = view_lengths(int(k), _need(params, "n_min", "test_rates: train"), _need(params, "n_max", "test_rates: train"))
     return np.stack([sample(strategy, n_frames, T, rng, **{**params, "as_length": min(int(n_frames), length)})
                      for length in lengths])  # fmt: skip
 

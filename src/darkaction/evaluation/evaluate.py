@@ -133,7 +133,7 @@ def evaluate(
         "views": k,
         "strategy": used_strategy,
         "flip": rec.flip,
-        "test_rates": cfg.sampling.test_rates,
+        "test_rates": cfg.sampling.test_rates if used_strategy in ("delta", "length") else "own",
         "classes": classes,
         "per_class": {c: {"acc": m["per_class"][i], "n": m["support"][i]} for i, c in enumerate(classes)},
         "confusion": m["confusion"],

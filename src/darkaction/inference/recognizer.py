@@ -219,7 +219,10 @@ class Recognizer:
         b, v = clips.shape[:2]
         x = clips.flatten(0, 1).to(self.device)
         if self.flip:
-            x = torch.cat([x, x.flip(-1)])
+            mirrored = x.flip(-1)
+            if mirrored.shape[1] == 5:  # RGB + optical flow: mirroring negates the horizontal displacement too
+                mirrored[:, 3].neg_()
+            x = torch.cat([x, mirrored])
         with autocast_for(self.cfg, self.device):
             if hasattr(self.model, "forward_with_attention"):  # R(2+1)D classifiers and exported models
                 logits, att = self.model.forward_with_attention(x)
