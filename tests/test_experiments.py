@@ -218,6 +218,19 @@ def test_rows_whose_backbone_is_not_r2plus1d_drop_the_presets_pretrained_file(tm
     assert pretrained["slowfast"] == pretrained["efficientnet"] == ""
 
 
+def test_cpu_tables_keep_the_settings_they_were_measured_with():
+    """configs/cpu.yaml moved on (40-epoch backbone, mirrored test views); the cpu tables stay pinned to the 24-epoch
+    backbone and unmirrored views, so their runs (keyed by config) stay valid."""
+    from darkaction.config import load_config
+    from darkaction.utils import packaged_path
+
+    plan = Plan("cpu", Path("."), Path("."), None, None, [])
+    cfg = plan.config_for(next(r for r in TABLES[2].rows if r.key == "delta"), 0)
+    shipped = load_config(packaged_path("configs/cpu.yaml"))
+    assert shipped.eval.flip and "pretrain-e40" in shipped.model.pretrained
+    assert cfg.eval.flip is False and cfg.model.pretrained.endswith("r2plus1d_18_w0.25_pretrain.pth")
+
+
 REAL_TINY = [
     *TINY,
     "cache.height=32",
