@@ -306,8 +306,8 @@ class TrainConfig:
     # BN's no-grad passes, validation and a last smaller batch each compile a graph of their own.
     compile: bool = False
     # the model's 5-D weights and clips in channels_last_3d memory during training: true | false | auto (on where the
-    # step runs bf16 autocast on a CPU). Off by default: bench_train.py timed the cpu preset's bf16 step 1.12x faster
-    # so, but whole runs trained with it took 1.2-1.3x longer than without (session 10, docs/results.md; unexplained)
+    # step runs bf16 autocast on a CPU). Off by default: the cpu preset's bf16 step is 1.13x faster so, alternated
+    # whole fits 1.01-1.08x (session 11, docs/results.md), and its effect on accuracy is unmeasured (other rounding)
     channels_last: bool | Literal["auto"] = False
     # Lightning's profiler of the fit: simple (time per hook; also <run>/fit-shares.json: the training step against
     # data, optimizer, precise BN, checkpoints ...) | advanced (cProfile) | pytorch (operators); the report goes to

@@ -23,7 +23,14 @@ import torch
 from torch.utils.data import Dataset
 
 from darkaction.utils import training_rng
-from darkaction.data.sampling import draw_rate_scale, rate_scale_range, sample, sample_views, sampler_params
+from darkaction.data.sampling import (
+    LENGTH_RATE_STRATEGIES,
+    draw_rate_scale,
+    rate_scale_range,
+    sample,
+    sample_views,
+    sampler_params,
+)
 from darkaction.data.transforms import ClipTransform, channel_stats
 from darkaction.errors import DataError
 
@@ -70,7 +77,7 @@ class ClipDataset(Dataset):
         mix = float(cfg.augment.length_mix)
         if not 0.0 <= mix <= 1.0:
             raise DataError(f"augment.length_mix={mix}: give the share of training clips in [0, 1]")
-        self.length_mix = mix if self.train and self.strategy in ("delta", "length") else 0.0
+        self.length_mix = mix if self.train and self.strategy in LENGTH_RATE_STRATEGIES else 0.0
         auto_alpha = self.strategy == "delta" and isinstance(cfg.sampling.alpha, str)
         needs = self.strategy in _NEEDS_LENGTHS or auto_alpha
         missing = n_min is None or n_max is None

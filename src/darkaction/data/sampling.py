@@ -50,6 +50,7 @@ from darkaction.errors import ConfigError
 
 STRATEGIES = typing.get_args(Strategy)
 PARAM_NAMES = ("beta", "gamma", "alpha", "n_min", "n_max", "rate_scale", "as_length", "test_rates")
+LENGTH_RATE_STRATEGIES = ("delta", "length")  # whose rate follows a length: as_length, length mixing, test_rates
 MIN_RATE = 1e-6  # floor for a rate that a negative delta pushed to <= 0
 _EPS = 1e-9  # tolerance so that N/S = 64.0000000001 (float noise) still counts as fitting into 64 slots
 
@@ -220,9 +221,10 @@ def sample_views(strategy: str, n_frames: int, T: int, k: int, seed: int | Seque
     mode = params.get("test_rates") or "own"
     if mode not in ("own", "train"):
         raise ConfigError(f"sampling.test_rates must be 'own' or 'train', got {mode!r}")
-    if mode == "own" or strategy not in ("delta", "length"):
+    if mode == "own" or strategy not in LENGTH_RATE_STRATEGIES:
         return np.stack([sample(strategy, n_frames, T, rng, **params) for _ in range(int(k))])
-    lengths = view_lengths(int(k), _need(params, "n_min", "test_rates: train"), _need(params, "n_max", "test_rates: train"))
+    need = "test_rates: train"
+    lengths = view_lengths(int(k), _need(params, "n_min", need), _need(params, "n_max", need))
     return np.stack([sample(strategy, n_frames, T, rng, **{**params, "as_length": min(int(n_frames), length)})
                      for length in lengths])  # fmt: skip
 

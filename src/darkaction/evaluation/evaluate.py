@@ -66,7 +66,7 @@ def evaluate(
     (`results_<split>_<name>.json`, `confusion_...png`) and the run's report is left as it is."""
     from darkaction.data.dataset import ClipDataset
     from darkaction.data.prepare import open_prepared
-    from darkaction.data.sampling import sample_views
+    from darkaction.data.sampling import LENGTH_RATE_STRATEGIES, sample_views
     from darkaction.enhancement.run import training_cache
     from darkaction.evaluation.metrics import average_views, classification_metrics, clip_top1
     from darkaction.report import plot_attention, plot_confusion, plot_curves, write_report
@@ -133,7 +133,7 @@ def evaluate(
         "views": k,
         "strategy": used_strategy,
         "flip": rec.flip,
-        "test_rates": cfg.sampling.test_rates if used_strategy in ("delta", "length") else "own",
+        "test_rates": cfg.sampling.test_rates if used_strategy in LENGTH_RATE_STRATEGIES else "own",
         "classes": classes,
         "per_class": {c: {"acc": m["per_class"][i], "n": m["support"][i]} for i, c in enumerate(classes)},
         "confusion": m["confusion"],
