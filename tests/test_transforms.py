@@ -4,7 +4,14 @@ import torch
 
 from darkaction.config import AugmentConfig
 from darkaction.data.flow import encode_flow
-from darkaction.data.transforms import FLOW_DIVISOR, NORM_STATS, ClipTransform, channel_stats, clip_affine
+from darkaction.data.transforms import (
+    FLOW_DIVISOR,
+    NORM_STATS,
+    ClipTransform,
+    channel_stats,
+    clip_affine,
+    nearest_real,
+)
 from darkaction.errors import ConfigError, DataError
 
 NONE = AugmentConfig(normalize="none")
@@ -80,6 +87,24 @@ def test_blank_modes():
     assert torch.count_nonzero(zero[:, [0, 3]]) == 0 and torch.equal(zero[:, 1:3], black[:, 1:3])
     with pytest.raises(ConfigError):
         ClipTransform(AugmentConfig(), False, "grey")
+
+
+def test_hold_blanks_repeat_the_nearest_sampled_frame_still():
+    assert nearest_real(np.array([1, 1, 0, 0, 1, 1, 1, 0, 1, 1], bool)).tolist() == [2, 2, 2, 3, 3, 3, 7, 7, 7, 7]
+    frames = np.stack([_frame(seed=s) for s in range(5)])
+    mask = np.array([True, False, True, False, True])  # pads before, between (a tie: the earlier) and after
+    hold = ClipTransform(AugmentConfig(normalize="clip"), False, "hold")
+    out = hold(frames, mask)
+    reference = ClipTransform(AugmentConfig(normalize="clip"), False, "black")(frames, mask)
+    for slot, source in enumerate([1, 1, 1, 3, 3]):
+        assert torch.equal(out[:, slot], reference[:, source])  # held images; statistics of the real frames only
+    flow = np.zeros((5, 112, 112, 2), np.float32)
+    flow[..., 0] = 2.0
+    moving = hold(frames, mask, None, flow=encode_flow(flow))
+    assert torch.count_nonzero(moving[3:, [0, 2, 4]]) == 0  # a held frame does not move
+    assert torch.allclose(moving[3, [1, 3], 40:70, 40:70], torch.tensor(2.0 / FLOW_DIVISOR))
+    black = ClipTransform(AugmentConfig(normalize="clip"), False, "black")
+    assert torch.equal(hold(frames, np.ones(5, bool)), black(frames, np.ones(5, bool)))  # nothing to hold: black
 
 
 def test_larger_cache_frames_random_crop_in_train_centre_crop_in_eval():

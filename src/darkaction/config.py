@@ -31,7 +31,7 @@ SourceFormat = Literal["synth", "arid-csv", "arid-v1", "hmdb51", "folders", "lis
 Strategy = Literal["delta", "constant", "length", "variable", "uniform", "consecutive"]
 StrategyOrSame = Literal["", "delta", "constant", "length", "variable", "uniform", "consecutive"]  # "" = as above
 Normalize = Literal["kinetics", "arid", "none", "index", "clip"]
-BlankMode = Literal["black", "zero"]
+BlankMode = Literal["black", "zero", "hold"]
 SEKind = Literal["temporal", "channel"]
 TimeNorm = Literal["none", "l2", "rms"]
 
@@ -203,7 +203,9 @@ class SamplingConfig:
     # strategies ignore it. Validation during training follows it too
     test_rates: Literal["own", "train"] = "own"
     view_seed: int = 0
-    blank: BlankMode = "black"  # black: blank frames are black before normalisation | zero: zero after it
+    # black: blank frames are black before normalisation (the paper) | zero: zero after it | hold: each blank shows the
+    # nearest sampled frame, still (the person before / after the action rather than a black screen; not in the paper)
+    blank: BlankMode = "black"
 
 
 @dataclass

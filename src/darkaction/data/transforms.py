@@ -19,7 +19,10 @@ see benchmarks/bench_sampling.py. When nothing moves (evaluation at cache size) 
 Blank frames (sampler index -1). `black` (the default): the frame is black, pixel value 0, BEFORE normalisation --
 the same input a frame recorded with no light at all would give, so a blank looks like "nothing visible" whatever
 the normalisation statistics, and padding the video itself with black frames (the paper's Fig. 5) gives the same
-tensor. `zero`: the frame is 0 AFTER normalisation, i.e. the dataset's mean colour.
+tensor. `zero`: the frame is 0 AFTER normalisation, i.e. the dataset's mean colour. `hold` (not in the paper): the
+frame repeats the nearest sampled frame of the clip (earlier one on a tie), so padding shows the scene held still
+before and after the sampled frames, as a longer recording's idle start and end would, instead of a black screen;
+held frames have zero flow and do not enter the `clip` statistics.
 
 Normalisation: x/255, then (x - mean) / std per channel. `augment.normalize` picks the statistics (`kinetics`,
 `arid`, `index` = computed from the training cache with `channel_stats`, `none`); explicit `augment.mean`/`std`
@@ -221,6 +224,15 @@ def warp_clip(frames: np.ndarray, m: np.ndarray, out_hw: tuple[int, int], border
     return out
 
 
+def nearest_real(blank: np.ndarray) -> np.ndarray:
+    """For each of T slots, the position of the nearest non-blank slot (the earlier on a tie); needs one."""
+    pos = np.flatnonzero(~np.asarray(blank, dtype=bool))
+    t = np.arange(len(blank))
+    right = np.clip(np.searchsorted(pos, t), 0, len(pos) - 1)
+    left = np.clip(right - 1, 0, len(pos) - 1)
+    return np.where(np.abs(pos[left] - t) <= np.abs(pos[right] - t), pos[left], pos[right])
+
+
 def clip_statistics(frames: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel mean and std (in [0, 1], std floored at MIN_CLIP_STD) of uint8 frames (n,H,W,3): the recording's
     own statistics for `augment.normalize: clip`, taken before the geometric augmentation so its black borders do not
@@ -288,6 +300,12 @@ class ClipTransform:
             raise ValueError("ClipTransform(train=True) needs a numpy Generator for its random augmentation")
         m = self.matrix(frames.shape[1:3], rng)
         real = ~blank
+        stats_frames = frames if real.all() else frames[real]
+        if self.blank == "hold" and blank.any() and real.any():
+            frames = frames[nearest_real(blank)]
+            flow_real, real = real, np.ones(T, dtype=bool)  # the image is held, its motion is not
+        else:
+            flow_real = real
 
         oh, ow = self.out_hw
         if real.all():
@@ -301,14 +319,14 @@ class ClipTransform:
         clip = torch.from_numpy(rgb).permute(3, 0, 1, 2).contiguous().float()
         scale, shift = self._scale, self._shift
         if self.per_clip:  # the same multiply-add with this clip's own statistics
-            mean, std = clip_statistics(frames if real.all() else frames[real])
+            mean, std = clip_statistics(stats_frames)
             scale, shift = (1.0 / (255.0 * std)).view(3, 1, 1, 1), (-mean / std).view(3, 1, 1, 1)
         clip.mul_(scale).add_(shift)
         if self.blank == "zero" and blank.any():
             clip[:, torch.from_numpy(blank)] = 0.0
         if flow is None:
             return clip.contiguous()
-        return torch.cat([clip, self._flow(flow, real, m)], dim=0).contiguous()
+        return torch.cat([clip, self._flow(flow, flow_real, m)], dim=0).contiguous()
 
     def _flow(self, flow: np.ndarray, real: np.ndarray, m: np.ndarray) -> torch.Tensor:
         """Encoded flow (T,H,W,3) uint8 -> (2,T,h,w) float32 following the clip's geometry."""
