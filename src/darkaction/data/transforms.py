@@ -300,12 +300,6 @@ class ClipTransform:
             raise ValueError("ClipTransform(train=True) needs a numpy Generator for its random augmentation")
         m = self.matrix(frames.shape[1:3], rng)
         real = ~blank
-        stats_frames = frames if real.all() else frames[real]
-        if self.blank == "hold" and blank.any() and real.any():
-            frames = frames[nearest_real(blank)]
-            flow_real, real = real, np.ones(T, dtype=bool)  # the image is held, its motion is not
-        else:
-            flow_real = real
 
         oh, ow = self.out_hw
         if real.all():
@@ -314,19 +308,21 @@ class ClipTransform:
             rgb = np.zeros((T, oh, ow, 3), dtype=np.uint8)  # blanks stay black (0) before normalisation
             if real.any():
                 rgb[real] = warp_clip(frames[real], m, self.out_hw, border=0.0)
+                if self.blank == "hold":  # the warped real frames gathered; flow below keeps blanks still
+                    rgb = rgb[nearest_real(blank)]
         # (T,h,w,3) uint8 -> (3,T,h,w) float: reorder while still uint8 (4x less memory traffic than float),
         # then x/255 and (x - mean)/std fused into one multiply-add: x * (1/(255 std)) - mean/std
         clip = torch.from_numpy(rgb).permute(3, 0, 1, 2).contiguous().float()
         scale, shift = self._scale, self._shift
         if self.per_clip:  # the same multiply-add with this clip's own statistics
-            mean, std = clip_statistics(stats_frames)
+            mean, std = clip_statistics(frames if real.all() else frames[real])
             scale, shift = (1.0 / (255.0 * std)).view(3, 1, 1, 1), (-mean / std).view(3, 1, 1, 1)
         clip.mul_(scale).add_(shift)
         if self.blank == "zero" and blank.any():
             clip[:, torch.from_numpy(blank)] = 0.0
         if flow is None:
             return clip.contiguous()
-        return torch.cat([clip, self._flow(flow, flow_real, m)], dim=0).contiguous()
+        return torch.cat([clip, self._flow(flow, real, m)], dim=0).contiguous()
 
     def _flow(self, flow: np.ndarray, real: np.ndarray, m: np.ndarray) -> torch.Tensor:
         """Encoded flow (T,H,W,3) uint8 -> (2,T,h,w) float32 following the clip's geometry."""
