@@ -9,7 +9,8 @@
 A step is what training does per batch: forward, focal loss, backward, Ranger step, on a batch of the preset's size
 and input shape (random data: the data path is not timed here). Variants: `eager` (fp32, contiguous: the baseline),
 `cl` (channels_last_3d), `bf16` (autocast; only fast with native bf16, AVX-512 BF16 / AMX), `bf16-cl` (both),
-`compile` (torch.compile, inductor; its compile time is reported apart). Variants are interleaved after a warm-up,
+`compile` (torch.compile, inductor; its compile time is reported apart), `bf16-compile` (compiled under bf16
+autocast). Variants are interleaved after a warm-up,
 the best and the median of the timed steps are kept, and the fp32 and bf16 GEMM peaks are measured in the same run:
 compare ratios, not seconds.
 `--procs N` runs the eager step in N processes of one thread each at once and reports their summed clips/s against
@@ -41,7 +42,7 @@ from darkaction.training.optim import build_optimizer
 from darkaction.utils import packaged_path, write_json
 
 PRESETS = {"demo": "demo.yaml", "cpu": "cpu.yaml", "paper": "paper.yaml"}
-VARIANTS = ("eager", "cl", "bf16", "bf16-cl", "compile")
+VARIANTS = ("eager", "cl", "bf16", "bf16-cl", "compile", "bf16-compile")
 
 
 def preset_shape(name: str, batch: int | None, overrides: tuple[str, ...] = ()) -> tuple[object, tuple[int, ...]]:
@@ -83,8 +84,8 @@ class Step:
         cl = variant in ("cl", "bf16-cl")
         self.fmt = torch.channels_last_3d if cl else torch.contiguous_format
         self.model.use_channels_last(cl)  # what train.channels_last does
-        self.forward = torch.compile(self.model) if variant == "compile" else self.model
-        self.bf16 = variant in ("bf16", "bf16-cl")
+        self.forward = torch.compile(self.model) if variant.endswith("compile") else self.model
+        self.bf16 = variant.startswith("bf16")
         self.loss = build_loss(cfg.train.loss, cfg.train.focal_gamma)
         self.opt = build_optimizer(cfg.train.optimizer, self.model.parameters(), cfg.train)
         g = torch.Generator().manual_seed(1)
@@ -107,7 +108,7 @@ def bench_preset(name: str, variants: list[str], steps: int, batch: int | None, 
         runs[v] = Step(cfg, shape, v)
         t = time.perf_counter()
         runs[v]()  # warm-up: oneDNN picks kernels, the allocator grows, inductor compiles
-        if v == "compile":
+        if v.endswith("compile"):
             compile_s[v] = time.perf_counter() - t
     times: dict[str, list[float]] = {v: [] for v in variants}
     for _ in range(steps):  # interleaved: a burst of load from elsewhere hits every variant alike
