@@ -10,7 +10,7 @@ A step is what training does per batch: forward, focal loss, backward, Ranger st
 and input shape (random data: the data path is not timed here). Variants: `eager` (fp32, contiguous: the baseline),
 `cl` (channels_last_3d), `bf16` (autocast; only fast with native bf16, AVX-512 BF16 / AMX), `bf16-cl` (both),
 `compile` (torch.compile, inductor; its compile time is reported apart), `bf16-compile` (compiled under bf16
-autocast). Variants are interleaved after a warm-up,
+autocast), `bf16-cl-compile` (all three). Variants are interleaved after a warm-up,
 the best and the median of the timed steps are kept, and the fp32 and bf16 GEMM peaks are measured in the same run:
 compare ratios, not seconds.
 `--procs N` runs the eager step in N processes of one thread each at once and reports their summed clips/s against
@@ -42,7 +42,7 @@ from darkaction.training.optim import build_optimizer
 from darkaction.utils import packaged_path, write_json
 
 PRESETS = {"demo": "demo.yaml", "cpu": "cpu.yaml", "paper": "paper.yaml"}
-VARIANTS = ("eager", "cl", "bf16", "bf16-cl", "compile", "bf16-compile")
+VARIANTS = ("eager", "cl", "bf16", "bf16-cl", "compile", "bf16-compile", "bf16-cl-compile")
 
 
 def preset_shape(name: str, batch: int | None, overrides: tuple[str, ...] = ()) -> tuple[object, tuple[int, ...]]:
@@ -81,7 +81,7 @@ class Step:
     def __init__(self, cfg, shape, variant: str):
         torch.manual_seed(0)
         self.model = build_model(cfg.model, 6, shape[2]).train()
-        cl = variant in ("cl", "bf16-cl")
+        cl = "cl" in variant.split("-")
         self.fmt = torch.channels_last_3d if cl else torch.contiguous_format
         self.model.use_channels_last(cl)  # what train.channels_last does
         self.forward = torch.compile(self.model) if variant.endswith("compile") else self.model

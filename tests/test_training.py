@@ -344,6 +344,28 @@ def test_wants_channels_last_only_for_bf16_on_cpu_unless_told():
     assert _cfg(Path("x"), channels_last="on").train.channels_last is True  # YAML's on / off / yes / no are booleans
     assert _cfg(Path("x")).train.channels_last is False
     assert _cfg(Path("x"), channels_last="auto").train.channels_last == "auto"
+
+
+def test_wants_compile_only_for_bf16_on_cpu_with_a_compiler_unless_told(monkeypatch, tmp_path):
+    from darkaction.errors import ConfigError
+    from darkaction.training.module import cxx_compiler, wants_compile
+
+    fake = tmp_path / "my-c++"
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("CXX", str(fake))
+    assert cxx_compiler() == str(fake)
+    assert wants_compile("auto", "bf16-mixed", "cpu")
+    assert not wants_compile("auto", "32-true", "cpu") and not wants_compile("auto", "bf16-mixed", "cuda")
+    assert wants_compile(True, "32-true", "cpu") and not wants_compile(False, "bf16-mixed", "cpu")
+    monkeypatch.setenv("CXX", str(tmp_path / "missing"))  # no compiler: auto trains eagerly, true says why it cannot
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert cxx_compiler() is None
+    assert not wants_compile("auto", "bf16-mixed", "cpu")
+    with pytest.raises(ConfigError, match="C\\+\\+ compiler"):
+        wants_compile(True, "bf16-mixed", "cpu")
+    assert wants_compile(True, "bf16-mixed", "cuda")  # on a GPU the checks are inductor's own
+    assert load_config(None, [("train.compile", "auto")]).train.compile == "auto"
     with pytest.raises(ConfigError, match="channels_last"):
         _cfg(Path("x"), channels_last="sometimes")
 

@@ -303,13 +303,16 @@ class TrainConfig:
     limit_train_batches: float = 1.0
     check_val_every: int = 1
     progress: bool = True
-    # torch.compile (inductor) the model for training. Off by default: on the 2-core CPU a training step ran 0.95x
-    # eager after a 113 s compile (docs/results.md); worth trying on a GPU. State-dict names do not change. Precise
-    # BN's no-grad passes, validation and a last smaller batch each compile a graph of their own.
-    compile: bool = False
+    # torch.compile (inductor) the model for training: true | false | auto (on for bf16 autocast on a CPU where a C++
+    # compiler is found, which inductor's CPU backend needs; else eager). Off by default. With channels_last and bf16
+    # on an AMX CPU the cpu preset's step ran 1.47x bf16 eager (inductor fuses the batch norms that are slow in
+    # channels-last eager); fp32 alone ran 0.95x eager on an AMD CPU (docs/results.md). State-dict names do not change.
+    # Precise BN's no-grad passes, validation and a last smaller batch each compile a graph of their own.
+    compile: bool | Literal["auto"] = False
     # the model's 5-D weights and clips in channels_last_3d memory during training: true | false | auto (on where the
-    # step runs bf16 autocast on a CPU). Off by default: the cpu preset's bf16 step is 1.13x faster so, alternated
-    # whole fits 1.01-1.08x (session 11, docs/results.md), and its effect on accuracy is unmeasured (other rounding)
+    # step runs bf16 autocast on a CPU). Off by default. Eager, the cpu preset's bf16 step is about as fast either way
+    # (oneDNN's bf16 convolutions run channels-last inside and copy back, channels-last batch norm is 2.3x slower);
+    # compiled, channels-last is what makes it fast (docs/results.md, session 15)
     channels_last: bool | Literal["auto"] = False
     # Lightning's profiler of the fit: simple (time per hook; also <run>/fit-shares.json: the training step against
     # data, optimizer, precise BN, checkpoints ...) | advanced (cProfile) | pytorch (operators); the report goes to

@@ -209,6 +209,9 @@ PRESET_EXTRAS: dict[str, tuple[tuple[str, Any], ...]] = {
         ("augment.height", 32),
         ("augment.width", 32),
         ("train.epochs", 20),
+        # measured eager and contiguous (configs/cpu.yaml: both auto since session 15)
+        ("train.compile", False),
+        ("train.channels_last", False),
     ),
 }
 

@@ -11,6 +11,8 @@ go through `darkaction.inference.Recognizer`, not the Trainer.
 from __future__ import annotations
 
 import math
+import os
+import shutil
 
 import lightning as L
 import torch
@@ -40,6 +42,25 @@ def wants_channels_last(setting: bool | str, precision: str, device_type: str) -
     return device_type == "cpu" and precision.startswith("bf16")
 
 
+def wants_compile(setting: bool | str, precision: str, device_type: str) -> bool:
+    """`train.compile`: auto means on for bf16 autocast on a CPU where a C++ compiler is found, else off; true without
+    a compiler on a CPU is a clear error instead of inductor's failure at the first step."""
+    if setting == "auto":
+        return device_type == "cpu" and precision.startswith("bf16") and cxx_compiler() is not None
+    if setting and device_type == "cpu" and cxx_compiler() is None:
+        raise ConfigError(
+            "train.compile=true: torch.compile's CPU backend (inductor) needs a C++ compiler and none was found "
+            "(install g++ or clang, or set CXX); or set train.compile=auto / false to train eagerly"
+        )
+    return bool(setting)
+
+
+def cxx_compiler() -> str | None:
+    """The C++ compiler inductor would use: $CXX if set, else the first of c++, g++, clang++ on PATH."""
+    names = [os.environ["CXX"]] if os.environ.get("CXX") else ["c++", "g++", "clang++"]
+    return next((path for path in map(shutil.which, names) if path), None)
+
+
 class VideoClassifierModule(L.LightningModule):
     """Trains a video classifier with focal loss / cross-entropy, Ranger / AdamW and a one-cycle / plateau schedule.
 
@@ -65,12 +86,15 @@ class VideoClassifierModule(L.LightningModule):
 
     def configure_model(self) -> None:
         # Lightning calls this in every training process (spawned DDP workers do not inherit a compiled forward).
-        if hasattr(self.model, "use_channels_last") and wants_channels_last(
-            self.cfg.train.channels_last, str(self.trainer.precision), self.trainer.strategy.root_device.type
-        ):
+        trainer = self._trainer  # None when called by hand (tests): fp32 on the CPU
+        precision = str(trainer.precision) if trainer is not None else "32-true"
+        device = trainer.strategy.root_device.type if trainer is not None else "cpu"
+        channels_last = wants_channels_last(self.cfg.train.channels_last, precision, device)
+        if channels_last and hasattr(self.model, "use_channels_last"):
             self.model.use_channels_last()  # the values stay: checkpoints load into a contiguous model unchanged
         # In place: the parameters keep their names, so checkpoints load into an uncompiled model.
-        if self.cfg.train.compile and getattr(self.model, "_compiled_call_impl", None) is None:
+        compiled = getattr(self.model, "_compiled_call_impl", None) is not None
+        if wants_compile(self.cfg.train.compile, precision, device) and not compiled:
             self.model.compile()
 
     def forward(self, clip: torch.Tensor) -> torch.Tensor:
