@@ -288,11 +288,13 @@ def test_train_is_a_short_composition_of_named_steps():
 
 @pytest.mark.slow  # compiling forward and backward takes 1-2 min on 2 cores
 @pytest.mark.skipif(not shutil.which("c++"), reason="torch.compile's CPU backend (inductor) needs a C++ compiler")
-def test_compiled_model_matches_eager_within_bf16_tolerance(one_torch_thread):
+@pytest.mark.parametrize("channels_last", [False, True])  # the cpu preset compiles channels-last where bf16
+def test_compiled_model_matches_eager_within_bf16_tolerance(one_torch_thread, channels_last):
     tiny = [("model.pretrained", ""), ("model.width", 0.125), ("sampling.T", 8), ("model.bert_hidden", 32),
             ("model.bert_heads", 4), ("model.bert_ffn", 64)]  # fmt: skip
     torch.manual_seed(0)
-    compiled = VideoClassifierModule(load_config(None, [*tiny, ("train.compile", True)]), 4)
+    on = [("train.compile", True), ("train.channels_last", channels_last)]
+    compiled = VideoClassifierModule(load_config(None, [*tiny, *on]), 4)
     compiled.configure_model()  # what the Trainer calls in each training process
     assert compiled.model._compiled_call_impl is not None
     eager = VideoClassifierModule(load_config(None, tiny), 4)
