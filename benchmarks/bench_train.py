@@ -81,11 +81,12 @@ class Step:
     def __init__(self, cfg, shape, variant: str):
         torch.manual_seed(0)
         self.model = build_model(cfg.model, 6, shape[2]).train()
-        cl = "cl" in variant.split("-")
+        parts = variant.split("-")
+        cl = "cl" in parts
         self.fmt = torch.channels_last_3d if cl else torch.contiguous_format
         self.model.use_channels_last(cl)  # what train.channels_last does
-        self.forward = torch.compile(self.model) if variant.endswith("compile") else self.model
-        self.bf16 = variant.startswith("bf16")
+        self.forward = torch.compile(self.model) if "compile" in parts else self.model
+        self.bf16 = "bf16" in parts
         self.loss = build_loss(cfg.train.loss, cfg.train.focal_gamma)
         self.opt = build_optimizer(cfg.train.optimizer, self.model.parameters(), cfg.train)
         g = torch.Generator().manual_seed(1)
@@ -108,7 +109,7 @@ def bench_preset(name: str, variants: list[str], steps: int, batch: int | None, 
         runs[v] = Step(cfg, shape, v)
         t = time.perf_counter()
         runs[v]()  # warm-up: oneDNN picks kernels, the allocator grows, inductor compiles
-        if v.endswith("compile"):
+        if "compile" in v.split("-"):
             compile_s[v] = time.perf_counter() - t
     times: dict[str, list[float]] = {v: [] for v in variants}
     for _ in range(steps):  # interleaved: a burst of load from elsewhere hits every variant alike

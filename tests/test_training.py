@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import shutil
 from pathlib import Path
 
 import lightning as L
@@ -17,7 +16,7 @@ from torch.utils.data import DataLoader, Dataset
 from darkaction.config import load_config
 from darkaction.errors import ConfigError
 from darkaction.training.datamodule import EpochShuffle
-from darkaction.training.module import NonFiniteLossError, VideoClassifierModule, mran_lambda
+from darkaction.training.module import NonFiniteLossError, VideoClassifierModule, cxx_compiler, mran_lambda
 from darkaction.training.profile import GROUPS, time_shares
 from darkaction.training.run import load_checkpoint, train
 from darkaction.utils import training_rng
@@ -287,7 +286,7 @@ def test_train_is_a_short_composition_of_named_steps():
 
 
 @pytest.mark.slow  # compiling forward and backward takes 1-2 min on 2 cores
-@pytest.mark.skipif(not shutil.which("c++"), reason="torch.compile's CPU backend (inductor) needs a C++ compiler")
+@pytest.mark.skipif(cxx_compiler() is None, reason="torch.compile's CPU backend (inductor) needs a C++ compiler")
 @pytest.mark.parametrize("channels_last", [False, True])  # the cpu preset compiles channels-last where bf16
 def test_compiled_model_matches_eager_within_bf16_tolerance(one_torch_thread, channels_last):
     tiny = [("model.pretrained", ""), ("model.width", 0.125), ("sampling.T", 8), ("model.bert_hidden", 32),
@@ -346,11 +345,12 @@ def test_wants_channels_last_only_for_bf16_on_cpu_unless_told():
     assert _cfg(Path("x"), channels_last="on").train.channels_last is True  # YAML's on / off / yes / no are booleans
     assert _cfg(Path("x")).train.channels_last is False
     assert _cfg(Path("x"), channels_last="auto").train.channels_last == "auto"
+    with pytest.raises(ConfigError, match="channels_last"):
+        _cfg(Path("x"), channels_last="sometimes")
 
 
 def test_wants_compile_only_for_bf16_on_cpu_with_a_compiler_unless_told(monkeypatch, tmp_path):
-    from darkaction.errors import ConfigError
-    from darkaction.training.module import cxx_compiler, wants_compile
+    from darkaction.training.module import wants_compile
 
     fake = tmp_path / "my-c++"
     fake.write_text("#!/bin/sh\n")
@@ -368,8 +368,6 @@ def test_wants_compile_only_for_bf16_on_cpu_with_a_compiler_unless_told(monkeypa
         wants_compile(True, "bf16-mixed", "cpu")
     assert wants_compile(True, "bf16-mixed", "cuda")  # on a GPU the checks are inductor's own
     assert load_config(None, [("train.compile", "auto")]).train.compile == "auto"
-    with pytest.raises(ConfigError, match="channels_last"):
-        _cfg(Path("x"), channels_last="sometimes")
 
 
 class SeesLayout(L.Callback):

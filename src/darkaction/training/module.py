@@ -39,6 +39,11 @@ def wants_channels_last(setting: bool | str, precision: str, device_type: str) -
     """`train.channels_last`: auto means on for bf16 autocast on a CPU (where it was measured faster), else off."""
     if setting != "auto":
         return bool(setting)
+    return bf16_on_cpu(precision, device_type)
+
+
+def bf16_on_cpu(precision: str, device_type: str) -> bool:
+    """Training runs bf16 autocast on a CPU: where `auto` turns channels-last and compiling on (both measured there)."""
     return device_type == "cpu" and precision.startswith("bf16")
 
 
@@ -46,7 +51,7 @@ def wants_compile(setting: bool | str, precision: str, device_type: str) -> bool
     """`train.compile`: auto means on for bf16 autocast on a CPU where a C++ compiler is found, else off; true without
     a compiler on a CPU is a clear error instead of inductor's failure at the first step."""
     if setting == "auto":
-        return device_type == "cpu" and precision.startswith("bf16") and cxx_compiler() is not None
+        return bf16_on_cpu(precision, device_type) and cxx_compiler() is not None
     if setting and device_type == "cpu" and cxx_compiler() is None:
         raise ConfigError(
             "train.compile=true: torch.compile's CPU backend (inductor) needs a C++ compiler and none was found "
