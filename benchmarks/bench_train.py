@@ -236,9 +236,11 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(r)
             of_bf16 = f"{r['of_bf16_peak']:>11.0%}" if native else f"{'emulated':>11}"
             extra = f"  (compile {r['compile_s']:.0f} s)" if r["compile_s"] else ""
+            # without the eager variant in the run there is no baseline to divide by
+            vs = f"{r['speedup_vs_eager']:>8.2f}x" if r["speedup_vs_eager"] else f"{'-':>9}"
             print(f"{name:<7}{r['variant']:>9}{r['gflop_per_step']:>11.1f}{r['best_s']:>8.3f}{r['median_s']:>9.3f}"
                   f"{r['clips_per_s']:>8.1f}{r['gflops_per_s']:>8.0f}{r['of_fp32_peak']:>11.0%}{of_bf16}"
-                  f"{r['speedup_vs_eager']:>8.2f}x{extra}", flush=True)  # fmt: skip
+                  f"{vs}{extra}", flush=True)  # fmt: skip
     procs = []
     if args.procs > 1:
         for name in args.presets:

@@ -312,6 +312,33 @@ def test_compiled_model_matches_eager_within_bf16_tolerance(one_torch_thread, ch
         torch.testing.assert_close(a, b, rtol=1.6e-2, atol=1e-3 * b.abs().max().item() + 1e-6)
 
 
+@pytest.mark.slow  # three compiled fits of a tiny model: about a minute on 2 cores
+@pytest.mark.skipif(cxx_compiler() is None, reason="torch.compile's CPU backend (inductor) needs a C++ compiler")
+def test_compiled_training_resumes_exactly(tmp_path, one_torch_thread):
+    from darkaction.models.build import VideoClassifier
+
+    torch.manual_seed(1)
+    init = TinyNet().state_dict()
+
+    def fresh():
+        tiny = TinyNet()
+        tiny.load_state_dict(init)
+        return VideoClassifier(tiny.backbone, tiny.head)
+
+    def weights(run):
+        return load_checkpoint(run / "checkpoints" / "last.ckpt")["state_dict"]
+
+    full = train(_cfg(tmp_path, "full", epochs=3, lr=0.01, compile=True), model=fresh(), datamodule=StandInData())
+    cfg = _cfg(tmp_path, "killed", epochs=3, lr=0.01, compile=True)
+    with pytest.raises(RuntimeError, match="simulated kill"):
+        train(cfg, model=fresh(), datamodule=StandInData(), callbacks=[KillAt(1)])
+    resumed = train(cfg, resume=True, model=fresh(), datamodule=StandInData())
+    a, b = weights(full), weights(resumed)
+    assert a.keys() == b.keys() == {f"model.{k}" for k in fresh().state_dict()}  # compiling keeps every name
+    for k in a:
+        assert torch.equal(a[k], b[k]), k  # inductor's dropout draws from the restored torch RNG too
+
+
 def test_backbone_lr_scales_only_the_backbone_groups():
     tiny = [("model.pretrained", ""), ("model.width", 0.125), ("sampling.T", 8), ("model.bert_hidden", 32),
             ("model.bert_heads", 4), ("model.bert_ffn", 64), ("train.lr", 2e-3),

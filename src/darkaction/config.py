@@ -307,7 +307,7 @@ class TrainConfig:
     # compiler is found, which inductor's CPU backend needs; else eager). Off by default. With channels_last and bf16
     # on an AMX CPU the cpu preset's step ran 1.47x bf16 eager (inductor fuses the batch norms that are slow in
     # channels-last eager); fp32 alone ran 0.95x eager on an AMD CPU (docs/results.md). State-dict names do not change.
-    # Precise BN's no-grad passes, validation and a last smaller batch each compile a graph of their own.
+    # Validation and a last smaller batch each compile a graph of their own; precise BN's no-grad passes run eagerly.
     compile: bool | Literal["auto"] = False
     # the model's 5-D weights and clips in channels_last_3d memory during training: true | false | auto (on where the
     # step runs bf16 autocast on a CPU). Off by default. Eager, the cpu preset's bf16 step is about as fast either way

@@ -86,7 +86,10 @@ class PreciseBN(L.Callback):
         seed = int(pl_module.cfg.train.seed)
         # the global RNG is restored afterwards (training draws stay as they were) and seeded from (seed, epoch)
         # within, so randomness inside the model (stochastic depth before a BN) is the same wherever this runs
-        with torch.random.fork_rng(devices=[]), torch.no_grad(), trainer.precision_plugin.forward_context():
+        # eagerly even when train.compile is on: a cumulative average (momentum None) makes each BN read its batch
+        # count as a Python float, a graph break per layer that recompiled every block up to dynamo's limit
+        eager = torch.compiler.set_stance("force_eager")
+        with torch.random.fork_rng(devices=[]), torch.no_grad(), trainer.precision_plugin.forward_context(), eager:
             torch.manual_seed(seed * 1_000_003 + epoch)
             update_bn(_clips(loader, self.max_clips, pl_module.device), pl_module.model)
 
