@@ -121,6 +121,21 @@ def _cfg(tmp_path, name="run", **train):
     return load_config(None, over)
 
 
+def _same_start_classifiers():
+    """A factory of VideoClassifiers that all start from the same TinyNet weights (seed 1)."""
+    from darkaction.models.build import VideoClassifier
+
+    torch.manual_seed(1)
+    init = TinyNet().state_dict()
+
+    def fresh():
+        tiny = TinyNet()
+        tiny.load_state_dict(init)
+        return VideoClassifier(tiny.backbone, tiny.head)
+
+    return fresh
+
+
 def test_tiny_model_overfits_to_full_train_accuracy(tmp_path):
     torch.manual_seed(0)
     cfg = _cfg(tmp_path, epochs=25, lr=0.01)
@@ -315,15 +330,7 @@ def test_compiled_model_matches_eager_within_bf16_tolerance(one_torch_thread, ch
 @pytest.mark.slow  # three compiled fits of a tiny model: about a minute on 2 cores
 @pytest.mark.skipif(cxx_compiler() is None, reason="torch.compile's CPU backend (inductor) needs a C++ compiler")
 def test_compiled_training_resumes_exactly(tmp_path, one_torch_thread):
-    from darkaction.models.build import VideoClassifier
-
-    torch.manual_seed(1)
-    init = TinyNet().state_dict()
-
-    def fresh():
-        tiny = TinyNet()
-        tiny.load_state_dict(init)
-        return VideoClassifier(tiny.backbone, tiny.head)
+    fresh = _same_start_classifiers()
 
     def weights(run):
         return load_checkpoint(run / "checkpoints" / "last.ckpt")["state_dict"]
@@ -413,15 +420,7 @@ class SeesLayout(L.Callback):
 
 
 def test_channels_last_training_stores_channels_last_and_resumes_exactly(tmp_path):
-    from darkaction.models.build import VideoClassifier
-
-    torch.manual_seed(1)
-    init = TinyNet().state_dict()
-
-    def fresh():
-        tiny = TinyNet()
-        tiny.load_state_dict(init)
-        return VideoClassifier(tiny.backbone, tiny.head)
+    fresh = _same_start_classifiers()
 
     seen = SeesLayout()
     full = train(_cfg(tmp_path, "full", epochs=3, lr=0.01, channels_last=True), model=fresh(),
