@@ -9,11 +9,10 @@
 A step is what training does per batch: forward, focal loss, backward, Ranger step, on a batch of the preset's size
 and input shape (random data: the data path is not timed here). Variants: `eager` (fp32, contiguous: the baseline),
 `cl` (channels_last_3d), `bf16` (autocast; only fast with native bf16, AVX-512 BF16 / AMX), `bf16-cl` (both),
-`compile` (torch.compile, inductor; its compile time is reported apart), `cl-compile` (fp32
-channels-last compiled), `bf16-compile` (compiled under bf16
-autocast), `bf16-cl-compile` (all three). Variants are interleaved after a warm-up,
-the best and the median of the timed steps are kept, and the fp32 and bf16 GEMM peaks are measured in the same run:
-compare ratios, not seconds.
+`compile` (torch.compile, inductor; its compile time is reported apart), `cl-compile` (fp32 channels-last
+compiled), `bf16-compile` (compiled under bf16 autocast), `bf16-cl-compile` (all three). Variants are interleaved
+after a warm-up, the best and the median of the timed steps are kept, and the fp32 and (where native) bf16 GEMM
+peaks are measured in the same run: compare ratios, not seconds.
 `--procs N` runs the eager step in N processes of one thread each at once and reports their summed clips/s against
 one process with all threads: what `darkaction experiment --jobs N` gains. `--profile RUN/config.yaml` trains that
 run's configuration again for a few epochs (into a temporary folder, on its prepared data) under Lightning's simple
@@ -56,8 +55,8 @@ def preset_shape(name: str, batch: int | None, overrides: tuple[str, ...] = ()) 
 
 def gemm_peak(dtype: torch.dtype, n: int = 1024, repeats: int = 5) -> float:
     """The best of torch's matmul (MKL for fp32) and a 1x1 convolution of the same size (oneDNN, the library the
-    model's convolutions run on): on an AMD CPU MKL's fp32 matmul was measured at a third of oneDNN's rate, which
-    made the model look faster than the peak. Each is warmed up first (the first calls pay for thread start-up)."""
+    model's convolutions run on), each warmed up first: on an AMD CPU one cold matmul read 44 GFLOP/s, below the
+    model's own rate; warmed, MKL reached 124 and oneDNN 144 (docs/results.md, session 17)."""
     a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
     x, w = a.reshape(1, n, 32, 32), b.reshape(n, n, 1, 1)  # (n x n) @ (n x n) as a 1x1 convolution: 2 n^3 FLOPs
     best = float("inf")
@@ -231,16 +230,16 @@ def main(argv: list[str] | None = None) -> int:
           f", native bf16: {native}", flush=True)  # fmt: skip
     peaks = {}
     if args.presets:  # the peaks the steps are compared with, measured in the same run
-        peaks = {"fp32": gemm_peak(torch.float32), "bf16": gemm_peak(torch.bfloat16)}
-        print(f"GEMM 1024^3 (matmul or 1x1 conv, the faster): fp32 {peaks['fp32'] / 1e9:.0f} GFLOP/s, "
-              f"bf16 {peaks['bf16'] / 1e9:.0f} GFLOP/s")  # fmt: skip
+        # emulated bf16 (no AVX-512 BF16 / AMX) is no peak to measure against, and its GEMMs take ~40 s
+        peaks = {"fp32": gemm_peak(torch.float32), "bf16": gemm_peak(torch.bfloat16) if native else None}
+        bf16 = f"{peaks['bf16'] / 1e9:.0f} GFLOP/s" if native else "emulated, not measured"
+        print(f"GEMM 1024^3 (matmul or 1x1 conv, the faster): fp32 {peaks['fp32'] / 1e9:.0f} GFLOP/s, bf16 {bf16}")
         print(f"{'preset':<7}{'variant':>9}{'GFLOP/step':>11}{'best s':>8}{'median s':>9}{'clips/s':>8}{'GFLOP/s':>8}"
               f"{'of fp32 pk':>11}{'of bf16 pk':>11}{'vs eager':>9}")  # fmt: skip
     rows = []
     for name in args.presets:
         for r in bench_preset(name, args.variants, args.steps, args.batch, tuple(args.overrides)):
             r["of_fp32_peak"] = r["gflops_per_s"] * 1e9 / peaks["fp32"]
-            # emulated bf16 (no AVX-512 BF16 / AMX) is no peak to measure against
             r["of_bf16_peak"] = r["gflops_per_s"] * 1e9 / peaks["bf16"] if native else None
             rows.append(r)
             of_bf16 = f"{r['of_bf16_peak']:>11.0%}" if native else f"{'emulated':>11}"
