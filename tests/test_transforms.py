@@ -236,3 +236,59 @@ def test_multiscale_crop_window_and_range():
     for bad in ([0.0, 1.0], [0.8, 0.7], [0.5, 1.2], [0.5]):
         with pytest.raises(ConfigError):
             ClipTransform(AugmentConfig(scale=bad), True, "black")
+
+
+def _bar_clip(T=8, h=32, w=64, x=28):
+    """A still clip of a bright vertical bar at column x on black."""
+    frames = np.zeros((T, h, w, 3), dtype=np.uint8)
+    frames[:, :, x : x + 4] = 200
+    return frames
+
+
+def _bar_columns(clip: torch.Tensor) -> np.ndarray:
+    """The bar's mean column in each frame of a (3,T,h,w) clip."""
+    weight = clip[0].sum(dim=1).numpy()  # (T, w)
+    return (weight * np.arange(weight.shape[1])).sum(axis=1) / weight.sum(axis=1)
+
+
+def test_pan_slides_the_picture_at_a_constant_speed_within_the_drawn_range():
+    aug = AugmentConfig(height=32, width=64, hflip=0, rotation=0, translation=0, pan=0.25, normalize="none")
+    tf = ClipTransform(aug, train=True, blank="black")
+    totals = []
+    for seed in range(20):
+        cols = _bar_columns(tf(_bar_clip(), None, np.random.default_rng(seed)))
+        steps = np.diff(cols)
+        assert np.allclose(steps, steps[0], atol=0.05)  # constant speed
+        assert cols[len(cols) // 2 - 1 : len(cols) // 2 + 1].mean() == pytest.approx(29.5, abs=0.1)  # centred
+        totals.append(cols[-1] - cols[0])
+    totals = np.array(totals)
+    assert np.all(np.abs(totals) <= 0.25 * 64 + 1e-6)
+    assert totals.min() < -4 and totals.max() > 4  # both directions, and really moving
+
+
+def test_pan_is_drawn_after_the_clips_matrix_and_eval_never_pans():
+    still = dict(height=32, width=64, hflip=0.5, rotation=5, translation=0.1)
+    for seed in range(5):
+        a = ClipTransform(AugmentConfig(**still), True, "black")(_bar_clip(T=9), None, np.random.default_rng(seed))
+        b = ClipTransform(AugmentConfig(**still, pan=0.3), True, "black")(_bar_clip(T=9), None,
+                                                                           np.random.default_rng(seed))  # fmt: skip
+        assert torch.equal(a[:, 4], b[:, 4])  # the middle frame is unshifted: same flip, rotation, translation
+        assert not torch.equal(a, b)
+    ev = ClipTransform(AugmentConfig(height=32, width=64, pan=0.5), train=False, blank="black")
+    cols = _bar_columns(ev(_bar_clip(), None, None))
+    assert np.allclose(cols, cols[0])
+
+
+def test_pan_with_blank_slots_and_its_refusals():
+    aug = AugmentConfig(height=32, width=64, hflip=0, rotation=0, translation=0, pan=0.25, normalize="none")
+    tf = ClipTransform(aug, train=True, blank="black")
+    blank = np.array([True, False, False, False, False, False, False, True])
+    out = tf(_bar_clip(), blank, np.random.default_rng(0))
+    assert out[:, 0].abs().sum() == 0 and out[:, -1].abs().sum() == 0
+    cols = _bar_columns(out[:, 1:-1])
+    assert np.allclose(np.diff(cols), np.diff(cols)[0], atol=0.05)  # the real slots keep the pan's constant speed
+    with pytest.raises(ConfigError, match="pan"):
+        ClipTransform(AugmentConfig(pan=-0.1), train=True, blank="black")
+    flow = np.zeros((8, 32, 64, 3), dtype=np.uint8)
+    with pytest.raises(ConfigError, match="optical-flow"):
+        tf(_bar_clip(), None, np.random.default_rng(0), flow=flow)

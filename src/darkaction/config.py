@@ -228,6 +228,11 @@ class AugmentConfig:
     # apparent speed it gives) no longer follows the class when train lengths depend on it (ARID's, Figure 4) and
     # test lengths do not. The clip keeps its frames: a shorter length crops a window, a longer one pads
     length_mix: float = 0.0
+    # camera pan (not in the paper; 0 = off): in training the crop slides sideways at a constant speed over the clip,
+    # by U[-pan, pan] x the output width from the first slot to the last, so how far a figure travels across the
+    # picture (set by the action's duration, which follows the class in ARID-like training sets) says less about
+    # the action than its pose does
+    pan: float = 0.0
     normalize: Normalize = "kinetics"
     mean: list[float] = field(default_factory=list)  # overrides `normalize` when set
     std: list[float] = field(default_factory=list)

@@ -15,6 +15,9 @@ see benchmarks/bench_sampling.py. When nothing moves (evaluation at cache size) 
   cover the output, then cropped the same way.
 - Training only: flip with probability `augment.hflip`, rotation uniform in [-rotation, rotation] degrees about the
   centre, translation uniform in [-translation, translation] x size in each axis. Evaluation: none of these.
+- Training only, `augment.pan` > 0 (not in the paper): a camera pan. Frame t of T is shifted sideways by
+  d (t / (T-1) - 1/2) output pixels after the clip's matrix, d ~ U[-pan, pan] x width, so the picture slides at a
+  constant speed (one matrix per frame; flow input refuses it, its vectors would need the pan's speed added).
 
 Blank frames (sampler index -1). `black` (the default): the frame is black, pixel value 0, BEFORE normalisation --
 the same input a frame recorded with no light at all would give, so a blank looks like "nothing visible" whatever
@@ -202,11 +205,23 @@ def _is_pure_crop(m: np.ndarray) -> bool:
     return bool(lin_identity and np.allclose(m[:, 2], np.round(m[:, 2])))
 
 
+def pan_matrices(m: np.ndarray, T: int, shift: float) -> np.ndarray:
+    """(T,2,3): the clip's 2x3 matrix `m` followed by a sideways shift of shift * (t/(T-1) - 1/2) output pixels in
+    frame t, a pan at constant speed by `shift` pixels over the clip, centred so the middle frame keeps `m`."""
+    ms = np.repeat(np.asarray(m, dtype=np.float64)[None], T, axis=0)
+    ms[:, 0, 2] += shift * (np.linspace(0.0, 1.0, T) - 0.5) if T > 1 else 0.0
+    return ms
+
+
 def warp_clip(frames: np.ndarray, m: np.ndarray, out_hw: tuple[int, int], border: float = 0.0) -> np.ndarray:
-    """Apply one 2x3 matrix to every frame. (T,H,W,C) -> (T,oh,ow,C), same dtype; `border` fills uncovered pixels."""
+    """Apply a 2x3 matrix to every frame, or (T,2,3) matrices one per frame. (T,H,W,C) -> (T,oh,ow,C), same dtype;
+    `border` fills uncovered pixels."""
     oh, ow = out_hw
     T, H, W = frames.shape[:3]
-    if _is_pure_crop(m):
+    per_frame = m.ndim == 3
+    if per_frame and m.shape[0] != T:
+        raise DataError(f"warp_clip: {m.shape[0]} matrices for {T} frames")
+    if not per_frame and _is_pure_crop(m):
         x0, y0 = -int(round(m[0, 2])), -int(round(m[1, 2]))
         if 0 <= x0 and 0 <= y0 and x0 + ow <= W and y0 + oh <= H:
             return np.ascontiguousarray(frames[:, y0 : y0 + oh, x0 : x0 + ow])
@@ -214,7 +229,7 @@ def warp_clip(frames: np.ndarray, m: np.ndarray, out_hw: tuple[int, int], border
     for t in range(T):
         cv2.warpAffine(
             np.ascontiguousarray(frames[t]),
-            m,
+            m[t] if per_frame else m,
             (ow, oh),
             dst=out[t],
             flags=cv2.INTER_LINEAR,
@@ -260,7 +275,7 @@ class ClipTransform:
     ) -> None:
         if blank not in BLANK_MODES:
             raise ConfigError(f"unknown sampling.blank '{blank}'; choose one of: {', '.join(BLANK_MODES)}")
-        for name in ("hflip", "rotation", "translation"):
+        for name in ("hflip", "rotation", "translation", "pan"):
             if getattr(augment, name) < 0:
                 raise ConfigError(f"augment.{name} must be >= 0, got {getattr(augment, name)}")
         if augment.height < 1 or augment.width < 1:
@@ -299,6 +314,10 @@ class ClipTransform:
         if self.train and rng is None:
             raise ValueError("ClipTransform(train=True) needs a numpy Generator for its random augmentation")
         m = self.matrix(frames.shape[1:3], rng)
+        if self.train and self.augment.pan > 0:  # drawn after the clip's matrix: pan 0 keeps every earlier draw
+            if flow is not None:
+                raise ConfigError("augment.pan does not support optical-flow input (model.in_channels 5); set it to 0")
+            m = pan_matrices(m, T, float(rng.uniform(-self.augment.pan, self.augment.pan)) * self.out_hw[1])
         real = ~blank
 
         oh, ow = self.out_hw
@@ -307,7 +326,7 @@ class ClipTransform:
         else:
             rgb = np.zeros((T, oh, ow, 3), dtype=np.uint8)  # blanks stay black (0) before normalisation
             if real.any():
-                rgb[real] = warp_clip(frames[real], m, self.out_hw, border=0.0)
+                rgb[real] = warp_clip(frames[real], m[real] if m.ndim == 3 else m, self.out_hw, border=0.0)
                 if self.blank == "hold":  # the warped real frames gathered; flow below keeps blanks still
                     rgb = rgb[nearest_real(blank)]
         # (T,h,w,3) uint8 -> (3,T,h,w) float: reorder while still uint8 (4x less memory traffic than float),
