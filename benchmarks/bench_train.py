@@ -111,6 +111,9 @@ class Step:
 def bench_preset(name: str, variants: list[str], steps: int, batch: int | None, overrides=()) -> list[dict]:
     cfg, shape = preset_shape(name, batch, overrides)
     flops = step_flops(cfg, shape)
+    # each preset compiles afresh: dynamo's cache is per code object, so the models' shared forward would otherwise
+    # be recompiled with dynamic shapes for the second preset (inductor failed on that: "Invalid ranges", session 18)
+    torch._dynamo.reset()
     runs, compile_s = {}, {}
     for v in variants:
         runs[v] = Step(cfg, shape, v)
