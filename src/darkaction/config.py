@@ -270,6 +270,11 @@ class ModelConfig:
     # before BERT: none (what the reference feeds) | l2 (each time step's vector) | rms (each channel over time);
     # models/bert.py says which is which
     time_norm: TimeNorm = "none"
+    # sampling-rate input (not in the paper; R(2+1)D with a bert or tgap head): the head also gets each clip's
+    # frames per slot (log), so a motion's apparent speed can be read against the rate that produced it (delta
+    # sampling's rate grows with the video's length). Pair it with `augment.length_mix` so that in training the
+    # rate says nothing about the class
+    rate_input: bool = False
     mran_weight: float = 1.0  # scale of the CMMD loss (times the lambda schedule)
     # SlowFast (Table 2 baseline; `width` scales it too): the slow pathway sees every alpha-th frame, the fast one
     # all T frames with beta times the channels (SlowFast paper: alpha 8, beta 1/8); basic-block ResNet depth 18 | 34

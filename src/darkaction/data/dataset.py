@@ -1,9 +1,10 @@
 """The clip dataset: video records + frame cache -> sampled, augmented, normalised clips.
 
     ds = ClipDataset(index.split("train"), cache, cfg, train=True)
-    item = ds[0]        # {"clip": float32 (C,T,H,W), "label": int, "index": 0}
+    item = ds[0]        # {"clip": float32 (C,T,H,W), "rate": float32 (), "label": int, "index": 0}
     test = ClipDataset(index.split("test"), cache, cfg, train=False, views=5, n_min=ds.n_min, n_max=ds.n_max)
     test[0]["clip"]     # float32 (5,C,T,H,W): the test views, one batch for one forward pass
+    test[0]["rate"]     # float32 (5,): each view's frames per slot (`sampling.slot_rate`, for `model.rate_input`)
 
 Randomness. Training item i of epoch e is drawn (sampling and augmentation) from `utils.training_rng(seed, e, i)`: a
 pure function of (seed, epoch, index), whatever the workers, the loader or a resume did before (`set_epoch` is called
@@ -30,6 +31,7 @@ from darkaction.data.sampling import (
     sample,
     sample_views,
     sampler_params,
+    slot_rate,
 )
 from darkaction.data.transforms import ClipTransform, channel_stats
 from darkaction.errors import DataError
@@ -145,12 +147,19 @@ class ClipDataset(Dataset):
         n = len(frames)
         if self.train:
             rng = training_rng(self.seed, self.epoch, i)
-            clips = [self._clip(frames, flow, self._train_indices(n, rng), rng) for _ in range(self.views)]
+            clips, rates = [], []
+            for _ in range(self.views):
+                idx = self._train_indices(n, rng)
+                clips.append(self._clip(frames, flow, idx, rng))
+                rates.append(slot_rate(idx))
             clip = clips[0] if self.views == 1 else torch.stack(clips)
+            rate = torch.tensor(rates[0] if self.views == 1 else rates, dtype=torch.float32)
         else:
             seed = (int(self.cfg.sampling.view_seed), self.seed, i)
-            clip = test_views(frames, self.T, self.views, seed, self.strategy, self.params, self.transform, flow)
-        return {"clip": clip, "label": int(rec.label), "index": i}
+            clip, rate = test_views(
+                frames, self.T, self.views, seed, self.strategy, self.params, self.transform, flow, with_rates=True
+            )
+        return {"clip": clip, "rate": rate, "label": int(rec.label), "index": i}
 
 
 def test_views(
@@ -162,8 +171,10 @@ def test_views(
     params: dict,
     transform: ClipTransform,
     flow: np.ndarray | None = None,
-) -> torch.Tensor:
-    """The k test views of one video: uint8 frames (N,H,W,3) -> float32 (k,C,T,h,w).
+    with_rates: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """The k test views of one video: uint8 frames (N,H,W,3) -> float32 (k,C,T,h,w); `with_rates` also returns
+    each view's frames per slot, float32 (k,) (`sampling.slot_rate`, what a `model.rate_input` head reads).
 
     The one definition of "what the network sees at test time", shared by evaluation (ClipDataset) and
     `darkaction.Recognizer`: views from `sample_views(strategy, N, T, k, seed, **params)`, blanks black, the
@@ -174,4 +185,6 @@ def test_views(
         blank = row < 0
         take = np.where(blank, 0, row)
         clips.append(transform(frames[take], blank, None, flow=None if flow is None else flow[take]))
-    return torch.stack(clips)
+    if not with_rates:
+        return torch.stack(clips)
+    return torch.stack(clips), torch.tensor([slot_rate(row) for row in idx], dtype=torch.float32)

@@ -52,6 +52,7 @@ STRATEGIES = typing.get_args(Strategy)
 PARAM_NAMES = ("beta", "gamma", "alpha", "n_min", "n_max", "rate_scale", "as_length", "test_rates")
 LENGTH_RATE_STRATEGIES = ("delta", "length")  # whose rate follows a length: as_length, length mixing, test_rates
 MIN_RATE = 1e-6  # floor for a rate that a negative delta pushed to <= 0
+MIN_SLOT_RATE = 0.05  # `slot_rate` of a clip whose slots all show one frame
 _EPS = 1e-9  # tolerance so that N/S = 64.0000000001 (float noise) still counts as fitting into 64 slots
 
 
@@ -301,6 +302,16 @@ def sampler_params(sampling: Any, n_min: int | None = None, n_max: int | None = 
         "n_max": n_max,
         "test_rates": getattr(sampling, "test_rates", "own"),
     }
+
+
+def slot_rate(indices: Any) -> float:
+    """Frames per slot of one sampled clip (T,) (-1 = blank): the mean step between its first and last real frame,
+    1.0 with fewer than two; floored at MIN_SLOT_RATE (a clip of one repeated frame). `model.rate_input` reads it."""
+    real = np.asarray(indices)
+    real = real[real >= 0]
+    if len(real) < 2:
+        return 1.0
+    return max(float(real[-1] - real[0]) / (len(real) - 1), MIN_SLOT_RATE)
 
 
 def film_strip(

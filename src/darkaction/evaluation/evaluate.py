@@ -115,7 +115,7 @@ def evaluate(
     all_probs, all_att, labels = [], [], []
     t0 = time.perf_counter()
     for batch in progress_bar(loader, desc=f"evaluate {split} ({k} views)", unit="video", disable=not progress or None):
-        probs, att = rec.predict_clips(batch["clip"])
+        probs, att = rec.predict_clips(batch["clip"], batch["rate"])
         all_probs.append(probs)
         all_att.append(att)
         labels.append(batch["label"])

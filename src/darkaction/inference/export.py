@@ -93,6 +93,11 @@ def export_run(run: str | Path, out: str | Path, fmt: str = "onnx", views: int =
                 "ONNX export needs onnx, onnxscript and onnxruntime: pip install 'darkaction[export]'"
             ) from None
     rec = Recognizer.from_run(run, precision="fp32")
+    if getattr(rec.model, "rate_input", False):
+        raise ConfigError(
+            f"{run}: its model reads each clip's sampling rate (model.rate_input), a second input that export does "
+            "not implement yet; use the run with darkaction predict / Recognizer instead"
+        )
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     cfg, ext = rec.cfg, FORMATS[fmt]

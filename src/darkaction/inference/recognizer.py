@@ -198,9 +198,11 @@ class Recognizer:
             return resize(self.enhancer(frames))
         return self.enhancer(resize(frames))
 
-    def views(self, frames: np.ndarray, views: int = 5, position: int = 0) -> torch.Tensor:
+    def views(
+        self, frames: np.ndarray, views: int = 5, position: int = 0, with_rates: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Cache frames uint8 (N,h,w,3) -> k test views float32 (k,C,T,H,W), as evaluation samples them for the
-        video at `position` of its split."""
+        video at `position` of its split; `with_rates` also returns their frames per slot (k,)."""
         from darkaction.data.dataset import test_views
 
         flow = None
@@ -209,15 +211,31 @@ class Recognizer:
 
             flow = encode_flow(farneback_flow(frames))
         seed = (int(self.cfg.sampling.view_seed), self.seed, int(position))
-        return test_views(frames, self.T, views, seed, self.strategy, self.params, self.transform, flow)
+        return test_views(
+            frames, self.T, views, seed, self.strategy, self.params, self.transform, flow, with_rates=with_rates
+        )
+
+    def _view_probs(self, frames: np.ndarray, views: int, position: int = 0) -> torch.Tensor:
+        """Cache frames -> the per-view softmax (1,V,K) of one video."""
+        clips, rates = self.views(frames, views, position=position, with_rates=True)
+        return self.predict_clips(clips.unsqueeze(0), rates.unsqueeze(0))[0]
 
     @torch.inference_mode()
-    def predict_clips(self, clips: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """clips (B,V,C,T,H,W) -> per-view softmax (B,V,K) fp32 on the CPU, and the head's attention (B,V,T') or
-        None. The V views of every video go through the model as one batch; with `flip` their mirrored copies too,
-        and each view's softmax is the mean of its own and its mirror's (the attention is the unmirrored view's)."""
+    def predict_clips(
+        self, clips: torch.Tensor, rates: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """clips (B,V,C,T,H,W) [, their frames per slot (B,V): needed by a `model.rate_input` model] -> per-view
+        softmax (B,V,K) fp32 on the CPU, and the head's attention (B,V,T') or None. The V views of every video go
+        through the model as one batch; with `flip` their mirrored copies too, and each view's softmax is the mean of
+        its own and its mirror's (the attention is the unmirrored view's)."""
         b, v = clips.shape[:2]
         x = clips.flatten(0, 1).to(self.device)
+        extra: tuple = ()
+        if getattr(self.model, "rate_input", False):
+            if rates is None:
+                raise ConfigError("this run's model reads each view's sampling rate (model.rate_input): pass rates=")
+            r = rates.flatten().to(self.device)
+            extra = (torch.cat([r, r]) if self.flip else r,)
         if self.flip:
             mirrored = x.flip(-1)
             if mirrored.shape[1] == 5:  # RGB + optical flow: mirroring negates the horizontal displacement too
@@ -225,7 +243,7 @@ class Recognizer:
             x = torch.cat([x, mirrored])
         with autocast_for(self.cfg, self.device):
             if hasattr(self.model, "forward_with_attention"):  # R(2+1)D classifiers and exported models
-                logits, att = self.model.forward_with_attention(x)
+                logits, att = self.model.forward_with_attention(x, *extra)
             else:  # SlowFast, EfficientNet-BERT, MRAN: a BERT head among them stores its attention
                 logits = self.model(x)
                 att = getattr(getattr(self.model, "head", None), "attention", None)
@@ -263,7 +281,7 @@ class Recognizer:
         self._check(views, top_k)
         stream = video if isinstance(video, FrameStream) else FrameStream(video)
         frames = np.concatenate([self.preprocess(c) for c in stream.chunks(chunk)])
-        probs, _ = self.predict_clips(self.views(frames, views).unsqueeze(0))
+        probs = self._view_probs(frames, views)
         out = {**self._result(probs[0].mean(0), top_k), "n_frames": int(len(frames)), "views": int(views)}
         problems = ([stream.error] if stream.error else []) + stream.warnings
         if problems:
@@ -325,7 +343,7 @@ class Recognizer:
 
     def _window(self, buf, index, end, fps, views, top_k, arrived, thumbnails) -> dict:
         frames = np.stack(buf)
-        probs, _ = self.predict_clips(self.views(frames, views, position=index).unsqueeze(0))
+        probs = self._view_probs(frames, views, position=index)
         out = {
             "index": index,
             "start": round((end - len(frames)) / fps, 3),

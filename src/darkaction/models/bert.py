@@ -80,6 +80,27 @@ def to_tokens(x: torch.Tensor) -> torch.Tensor:
     raise ValueError(f"expected a feature map (B, D, T', h, w) or tokens (B, T', D), got shape {tuple(x.shape)}")
 
 
+def rate_column(rate: torch.Tensor | None, batch: int) -> torch.Tensor:
+    """A `rate_input` head's rate argument checked: frames per slot (B,) -> log rate (B, 1) fp32."""
+    if rate is None:
+        raise ValueError(
+            "this head was built with model.rate_input: pass each clip's frames per slot (rate=, shape (B,)), as "
+            "`sampling.slot_rate` gives them"
+        )
+    if rate.shape != (batch,):
+        raise ValueError(f"rate must have shape ({batch},), one per clip, got {tuple(rate.shape)}")
+    return rate.float().clamp_min(1e-3).log().unsqueeze(1)
+
+
+def rate_embedding(width: int) -> nn.Linear:
+    """log rate -> a (width,) vector added to a head's features; zero at the start, so training begins from the
+    head without it."""
+    layer = nn.Linear(1, width)
+    nn.init.zeros_(layer.weight)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
 class SelfAttention(nn.Module):
     """Multi-head self-attention with explicit softmax, so the weights are available for plots.
 
@@ -139,6 +160,7 @@ class BertHead(nn.Module):
         cls_dropout: before the classifier (0.8).
         time_norm: none | l2 | rms, applied to the tokens before the projection (see the module docstring).
         max_len: the most temporal tokens T' this head accepts (the positional embedding has max_len + 1 rows).
+        rate_input: also read each clip's frames per slot (`rate=` in forward; `model.rate_input`).
     """
 
     def __init__(
@@ -154,6 +176,7 @@ class BertHead(nn.Module):
         cls_dropout: float = 0.8,
         time_norm: str | bool = "none",
         max_len: int = 8,
+        rate_input: bool = False,
     ) -> None:
         super().__init__()
         if not 0.0 < keep <= 1.0:
@@ -174,6 +197,8 @@ class BertHead(nn.Module):
         self.fc = nn.Linear(hidden, num_classes)
         self.attention: torch.Tensor | None = None
         self._init_weights()
+        # every token (CLS too) + a learned function of the clip's log frames per slot (`model.rate_input`)
+        self.rate_embed = rate_embedding(hidden) if rate_input else None
 
     def _init_weights(self) -> None:
         # BERT's init: N(0, 0.02) for every weight matrix and embedding, zero biases, unit LayerNorm -- exactly so at
@@ -212,6 +237,7 @@ class BertHead(nn.Module):
             cls_dropout=cfg.cls_dropout,
             time_norm=cfg.time_norm,
             max_len=max_len or temporal_size(T, cfg.temporal_strides),
+            rate_input=bool(getattr(cfg, "rate_input", False)),
         )
 
     def key_mask(self, batch: int, steps: int, device: torch.device) -> torch.Tensor | None:
@@ -222,10 +248,12 @@ class BertHead(nn.Module):
         mask[:, 0] = True
         return mask
 
-    def encode_with_attention(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Feature map (B, D, T', h, w) or tokens (B, T', D) -> CLS output (B, hidden) and the CLS attention over
-        time (B, T') of the last layer, averaged over heads (None without blocks). Sets no attribute, so it traces
-        and exports as a plain function."""
+    def encode_with_attention(
+        self, x: torch.Tensor, rate: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Feature map (B, D, T', h, w) or tokens (B, T', D) [and frames per slot (B,) with rate_input] -> CLS
+        output (B, hidden) and the CLS attention over time (B, T') of the last layer, averaged over heads (None
+        without blocks). Sets no attribute, so it traces and exports as a plain function."""
         tokens = to_tokens(x)
         B, steps, D = tokens.shape
         if D != self.in_features:
@@ -237,7 +265,10 @@ class BertHead(nn.Module):
         tokens = time_normalize(tokens, self.time_norm)
         h = self.proj(tokens)
         h = torch.cat([self.cls_token.expand(B, -1, -1).to(h.dtype), h], dim=1)
-        h = self.embed_drop(h + self.pos_embed[:, : steps + 1].to(h.dtype))
+        h = h + self.pos_embed[:, : steps + 1].to(h.dtype)
+        if self.rate_embed is not None:
+            h = h + self.rate_embed(rate_column(rate, B)).unsqueeze(1).to(h.dtype)
+        h = self.embed_drop(h)
         mask = self.key_mask(B, steps, h.device)
         weights = None
         for block in self.blocks:
@@ -245,17 +276,19 @@ class BertHead(nn.Module):
         # CLS row of the last layer, time-step columns, mean over heads -> (B, T').
         return h[:, 0], None if weights is None else weights[:, :, 0, 1:].mean(dim=1)
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
+    def encode(self, x: torch.Tensor, rate: torch.Tensor | None = None) -> torch.Tensor:
         """Feature map (B, D, T', h, w) or tokens (B, T', D) -> CLS output (B, hidden); sets `self.attention`."""
-        h, att = self.encode_with_attention(x)
+        h, att = self.encode_with_attention(x, rate)
         self.attention = None if att is None else att.detach()
         return h
 
-    def forward_with_attention(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward_with_attention(
+        self, x: torch.Tensor, rate: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(B, D, T', h, w) or (B, T', D) -> logits (B, num_classes) and the CLS attention (B, T')."""
-        h, att = self.encode_with_attention(x)
+        h, att = self.encode_with_attention(x, rate)
         return self.fc(self.cls_drop(h)), att
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, D, T', h, w) or (B, T', D) -> logits (B, num_classes)."""
-        return self.fc(self.cls_drop(self.encode(x)))
+    def forward(self, x: torch.Tensor, rate: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, D, T', h, w) or (B, T', D) [, frames per slot (B,) with rate_input] -> logits (B, num_classes)."""
+        return self.fc(self.cls_drop(self.encode(x, rate)))

@@ -74,18 +74,27 @@ class VideoClassifier(nn.Module):
             x = x.contiguous(memory_format=torch.channels_last_3d)
         return self.backbone(x)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, T, H, W) -> logits (B, num_classes)."""
-        return self.head(self.features(x))
+    @property
+    def rate_input(self) -> bool:
+        """Whether the head also reads each clip's frames per slot (`model.rate_input`): forward(x, rate)."""
+        return getattr(self.head, "rate_embed", None) is not None
 
-    def forward_with_attention(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(B, C, T, H, W) -> logits (B, num_classes) and the head's attention over time (B, T') or None (TGAP):
-        the same computation as `forward`, returned instead of stored, for inference and export. A head without
-        attention (Figure 1's classifiers) gives None."""
+    def forward(self, x: torch.Tensor, rate: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, C, T, H, W) [, frames per slot (B,) for a rate_input head] -> logits (B, num_classes)."""
         feats = self.features(x)
+        return self.head(feats, rate) if self.rate_input else self.head(feats)
+
+    def forward_with_attention(
+        self, x: torch.Tensor, rate: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(B, C, T, H, W) [, rate (B,)] -> logits (B, num_classes) and the head's attention over time (B, T') or
+        None (TGAP): the same computation as `forward`, returned instead of stored, for inference and export. A head
+        without attention (Figure 1's classifiers) gives None."""
+        feats = self.features(x)
+        extra = (rate,) if self.rate_input else ()
         if not hasattr(self.head, "forward_with_attention"):
-            return self.head(feats), None
-        return self.head.forward_with_attention(feats)
+            return self.head(feats, *extra), None
+        return self.head.forward_with_attention(feats, *extra)
 
 
 def _check_choice(key: str, value: str, valid: tuple[str, ...]) -> None:
@@ -104,6 +113,7 @@ def _refuse_ignored(cfg) -> None:
     ignored = [f"model.head={cfg.head}"] if cfg.head != "bert" else []
     ignored += ["model.freeze_bn=true"] if cfg.freeze_bn else []
     ignored += ["model.se=true"] if cfg.se else []
+    ignored += ["model.rate_input=true"] if getattr(cfg, "rate_input", False) else []
     if ignored:
         raise ConfigError(
             f"model.backbone={cfg.backbone} does not use {', '.join(ignored)} (R(2+1)D backbones only); remove "
@@ -154,6 +164,8 @@ def build_model(cfg, num_classes: int, T: int) -> nn.Module:
 
         return build_squeezenet3d(cfg, num_classes, T)
     if cfg.head == "mran":
+        if getattr(cfg, "rate_input", False):
+            raise ConfigError("model.rate_input=true needs a bert or tgap head (the mran head does not read rates)")
         from darkaction.models.mran import build_mran
 
         model = build_mran(cfg, num_classes, T)

@@ -14,6 +14,11 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 
+def _rates(model: nn.Module, batch: int, device: str) -> tuple:
+    """The rate argument a `model.rate_input` model takes (one per clip), else nothing."""
+    return (torch.ones(batch, device=device),) if getattr(model, "rate_input", False) else ()
+
+
 def _count(module: nn.Module) -> tuple[int, int]:
     params = list(module.parameters())
     return sum(p.numel() for p in params), sum(p.numel() for p in params if p.requires_grad)
@@ -79,7 +84,7 @@ def model_info(cfg, num_classes: int | None = None, batch: int = 1, activations:
     x = torch.zeros(batch, mcfg.in_channels, T, H, W, device="meta")
     try:
         with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            out = model(x)
+            out = model(x, *_rates(model, batch, "meta"))
     except (RuntimeError, ValueError) as e:
         from darkaction.errors import ConfigError
 
@@ -134,7 +139,7 @@ def activation_memory(cfg, num_classes: int = 6) -> dict[str, float]:
 
         x = torch.zeros(1, mcfg.in_channels, T, H, W, device="meta", dtype=dtype)
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            model(x)
+            model(x, *_rates(model, 1, "meta"))
         out[name] = sum(t.numel() * t.element_size() for t in saved.values()) / 2**20
     return out
 

@@ -102,8 +102,10 @@ class VideoClassifierModule(L.LightningModule):
         if wants_compile(self.cfg.train.compile, precision, device) and not compiled:
             self.model.compile()
 
-    def forward(self, clip: torch.Tensor) -> torch.Tensor:
-        """clip (B,C,T,H,W) float -> logits (B,K)."""
+    def forward(self, clip: torch.Tensor, rate: torch.Tensor | None = None) -> torch.Tensor:
+        """clip (B,C,T,H,W) float [, frames per slot (B,) for a `model.rate_input` model] -> logits (B,K)."""
+        if getattr(self.model, "rate_input", False):
+            return self.model(clip, rate)
         return self.model(clip)
 
     # ------------------------------------------------------------------------------------------ training
@@ -137,7 +139,7 @@ class VideoClassifierModule(L.LightningModule):
             self.log("train/mran_lambda", lam, on_step=False, on_epoch=True)
             logits = src_logits
         else:
-            logits = self.model(clip)
+            logits = self(clip, batch.get("rate"))
             loss = self.criterion(logits, label)
         self._check_finite(loss, batch)
         bs = label.shape[0]
@@ -149,10 +151,10 @@ class VideoClassifierModule(L.LightningModule):
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         clip, label = batch["clip"], batch["label"]
         if clip.dim() == 6:  # (B,V,C,T,H,W): several views, averaged like at test time
-            probs = self.view_probs(clip).mean(1)
+            probs = self.view_probs(clip, batch.get("rate")).mean(1)
             loss = nn.functional.nll_loss(probs.clamp_min(1e-8).log(), label)
         else:
-            logits = self.model(clip)
+            logits = self(clip, batch.get("rate"))
             probs = logits.float().softmax(-1)
             loss = self.criterion(logits, label)
         self.val_acc(probs, label)
@@ -160,10 +162,11 @@ class VideoClassifierModule(L.LightningModule):
         self.log("val/loss", loss, on_step=False, on_epoch=True, sync_dist=True, batch_size=bs)
         self.log("val/acc", self.val_acc, on_step=False, on_epoch=True, prog_bar=True, batch_size=bs)
 
-    def view_probs(self, clip: torch.Tensor) -> torch.Tensor:
-        """clip (B,V,C,T,H,W) -> per-view softmax (B,V,K) in fp32 (the V views go through as one batch)."""
+    def view_probs(self, clip: torch.Tensor, rate: torch.Tensor | None = None) -> torch.Tensor:
+        """clip (B,V,C,T,H,W) [, rates (B,V)] -> per-view softmax (B,V,K) in fp32 (the V views go through as one
+        batch)."""
         b, v = clip.shape[:2]
-        logits = self.model(clip.flatten(0, 1))
+        logits = self(clip.flatten(0, 1), None if rate is None else rate.flatten())
         return logits.float().softmax(-1).view(b, v, -1)
 
     # ------------------------------------------------------------------------------------------ optimisation

@@ -91,7 +91,10 @@ class PreciseBN(L.Callback):
         eager = torch.compiler.set_stance("force_eager")
         with torch.random.fork_rng(devices=[]), torch.no_grad(), trainer.precision_plugin.forward_context(), eager:
             torch.manual_seed(seed * 1_000_003 + epoch)
-            update_bn(_clips(loader, self.max_clips, pl_module.device), pl_module.model)
+            model = pl_module.model
+            if getattr(model, "rate_input", False):  # its BN layers are all in the backbone, which reads no rates
+                model = model.backbone
+            update_bn(_clips(loader, self.max_clips, pl_module.device), model)
 
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or self._done_epoch == trainer.current_epoch or not self._applies(pl_module):
