@@ -55,6 +55,25 @@ def test_fused_curves_match_plain(net):
     assert torch.allclose(net.enhance(x, "bf16"), ref, atol=1e-2)
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_fp32_inference_in_chunks_without_concatenation_matches_the_forward(net, monkeypatch, channels_last):
+    import darkaction.enhancement.dce as dce
+
+    monkeypatch.setattr(dce, "INFERENCE_PIXELS", 2 * 12 * 10)  # chunks of 2 frames: 5 frames -> 2, 2, 1
+    x = torch.rand(5, 3, 12, 10)
+    ref = _plain_official(net, x)
+    calls, real = [], dce.apply_curves_
+    monkeypatch.setattr(dce, "apply_curves_", lambda x, r, n: calls.append(len(x)) or real(x, r, n))
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    model = net.to(memory_format=fmt)
+    with torch.no_grad():
+        y = model.enhance(x.contiguous(memory_format=fmt))
+    assert calls == [2, 2, 1] and y.shape == x.shape
+    torch.testing.assert_close(y, ref, atol=1e-5, rtol=0)
+    with torch.no_grad():
+        torch.testing.assert_close(model._inference_curves(x), model.curves(x), atol=1e-6, rtol=0)
+
+
 def test_curve_math_by_hand():
     x = torch.full((1, 3, 1, 1), 0.5)
     r = torch.full((1, 3, 1, 1), -1.0)  # LE(0.5) = 0.5 - (0.25 - 0.5) = 0.75 for one step

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 ITERATIONS = 8  # curve steps; the official networks hard-code 8
+INFERENCE_PIXELS = 320 * 240  # frames per chunk in `DCENet.enhance`: one ARID frame (measured, bench_enhance.py)
 
 
 @dataclass
@@ -135,6 +136,42 @@ class DCENet(CurveNet):
         x6 = self.relu(self.e_conv6(torch.cat([x2, x5], 1)))
         # tanh in fp32: under bf16 autocast the curve maps would otherwise keep only ~3 significant digits.
         return torch.tanh(self.e_conv7(torch.cat([x1, x6], 1)).float())
+
+    def _inference_curves(self, x: torch.Tensor) -> torch.Tensor:
+        """`curves` for inference: the same maps, in-place activations and no concatenated copies."""
+        x1 = self.e_conv1(x).relu_()
+        x2 = self.e_conv2(x1).relu_()
+        x3 = self.e_conv3(x2).relu_()
+        x4 = self.e_conv4(x3).relu_()
+        x5 = _conv_of_pair(x3, x4, self.e_conv5).relu_()
+        x6 = _conv_of_pair(x2, x5, self.e_conv6).relu_()
+        return _conv_of_pair(x1, x6, self.e_conv7).float().tanh_()
+
+    @torch.no_grad()
+    def enhance(self, x: torch.Tensor, precision: str = "fp32") -> torch.Tensor:
+        """Inference: x B,3,H,W float32 in [0,1] -> B,3,H,W float32 (unclamped). `precision`: fp32 | bf16 (convs).
+
+        fp32 runs `_inference_curves` on chunks of about INFERENCE_PIXELS (smaller hidden maps stay in cache; measured
+        in benchmarks/bench_enhance.py), equal to `curves` within float rounding. bf16 keeps `curves` on the whole
+        batch: split convolutions would round differently there, and caches enhanced in bf16 stay reproducible."""
+        if precision == "bf16":
+            return super().enhance(x, precision)
+        out = x.float().clone()
+        step = max(1, INFERENCE_PIXELS // max(1, x.shape[-2] * x.shape[-1]))
+        for i in range(0, len(x), step):
+            apply_curves_(out[i : i + step], self._inference_curves(x[i : i + step]), self.cfg.iterations)
+        return out
+
+
+def _conv_of_pair(a: torch.Tensor, b: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
+    """conv(cat([a, b], 1)) without building the concatenation: the weight split by input channel, two convolutions
+    summed. The same arithmetic; a channel concatenation of channels-last maps costs a strided copy of both (16 % of
+    a fp32 DCE-Net forward, measured with torch.profiler)."""
+    fmt = torch.channels_last if a.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+    c = a.shape[1]
+    w = conv.weight
+    y = F.conv2d(a, w[:, :c].contiguous(memory_format=fmt), conv.bias, conv.stride, conv.padding)
+    return y.add_(F.conv2d(b, w[:, c:].contiguous(memory_format=fmt), None, conv.stride, conv.padding))
 
 
 class DCENetPP(CurveNet):
