@@ -121,3 +121,19 @@ def test_a_rate_run_trains_evaluates_and_predicts_with_each_views_rate(rate_run,
         rec.predict_clips(clips.unsqueeze(0))
     with pytest.raises(ConfigError, match="rate_input"):
         export_run(run, tmp_path / "export", fmt="torchscript")
+
+
+def test_ranger_trains_the_rate_embedding():
+    """Gradient centralisation zeroes the gradient of any weight with one input column: the embedding's parameters
+    are 1-D so that Ranger moves them."""
+    from darkaction.training.optim import Ranger
+
+    torch.manual_seed(0)
+    head = TGAPHead(8, 3, dropout=0.0, rate_input=True)
+    opt = Ranger(head.parameters(), lr=1e-2)
+    fmap, rates, labels = torch.randn(6, 8, 4, 2, 2), torch.tensor([1.0, 2, 4, 8, 3, 5]), torch.tensor([0, 1, 2] * 2)
+    for _ in range(2):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(head(fmap, rates), labels).backward()
+        opt.step()
+    assert head.rate_embed.weight.abs().max() > 0
