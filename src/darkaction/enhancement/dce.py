@@ -23,7 +23,9 @@ import torch.nn.functional as F
 from torch import nn
 
 ITERATIONS = 8  # curve steps; the official networks hard-code 8
-INFERENCE_PIXELS = 320 * 240  # frames per chunk in `DCENet.enhance`: one ARID frame (measured, bench_enhance.py)
+# pixels per chunk in fp32 `DCENet.enhance`: whole frames of at most this many pixels at a time (one frame when
+# larger). 1-1.4x a one-frame chunk at 32x32-96x96 and the same at 320x240 (2-core AMD EPYC, docs/results.md)
+INFERENCE_PIXELS = 128 * 128
 
 
 @dataclass
@@ -151,9 +153,9 @@ class DCENet(CurveNet):
     def enhance(self, x: torch.Tensor, precision: str = "fp32") -> torch.Tensor:
         """Inference: x B,3,H,W float32 in [0,1] -> B,3,H,W float32 (unclamped). `precision`: fp32 | bf16 (convs).
 
-        fp32 runs `_inference_curves` on chunks of about INFERENCE_PIXELS (smaller hidden maps stay in cache; measured
-        in benchmarks/bench_enhance.py), equal to `curves` within float rounding. bf16 keeps `curves` on the whole
-        batch: split convolutions would round differently there, and caches enhanced in bf16 stay reproducible."""
+        fp32 runs `_inference_curves` on chunks of about INFERENCE_PIXELS (the 32-channel hidden maps of a chunk
+        stay in cache), equal to `curves` within float rounding. bf16 keeps `curves` on the whole batch: split
+        convolutions would round differently there, and caches enhanced in bf16 stay reproducible."""
         if precision == "bf16":
             return super().enhance(x, precision)
         out = x.float().clone()
