@@ -60,9 +60,9 @@ def _spy_views(monkeypatch) -> list[torch.Tensor]:
     seen: list[torch.Tensor] = []
     real = Recognizer.predict_clips
 
-    def spy(self, clips):
+    def spy(self, clips, rates=None):
         seen.append(clips.detach().cpu())
-        return real(self, clips)
+        return real(self, clips, rates)
 
     monkeypatch.setattr(Recognizer, "predict_clips", spy)  # evaluate and predict both go through it
     return seen
