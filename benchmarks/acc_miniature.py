@@ -53,9 +53,11 @@ def transfer_run(run_dir: Path, overrides: list[str], out: Path) -> Path:
 
 def score(res: dict, head: str, seed: int, seconds: float) -> dict:
     correct = np.array([p["pred"] == p["label"] for p in res["predictions"]], dtype=float)
+    darkest = (res.get("by_brightness") or [{"acc": None, "n": 0}])[0]  # the nearly black band, 0-8 / 255
     return {"head": head, "seed": seed, "top1": res["top1"], "mean_class_acc": res["mean_class_acc"],
             "n": res["n_test_videos"], "sit_stand": sit_stand_confusion(res), "correct": correct.tolist(),
-            "videos": [p["video_id"] for p in res["predictions"]], "train_seconds": round(seconds, 1)}  # fmt: skip
+            "videos": [p["video_id"] for p in res["predictions"]], "train_seconds": round(seconds, 1),
+            "nearly_black": darkest["acc"], "nearly_black_n": darkest["n"]}  # fmt: skip
 
 
 def run_one(base: list[str], config: str, head: str, seed: int, out: Path, train_runs: bool = True,
@@ -179,7 +181,8 @@ def main() -> None:
     other = Path(args.against or "") / ("transfer" if args.transfer else "") / "summary.json"
     if args.against and not other.is_file():  # checked before any run is evaluated
         raise SystemExit(f"--against: {other} does not exist (run that invocation first)")
-    build_data(load_config(args.config, args.overrides))
+    if not args.no_train:  # --no-train scores runs that exist: their data are there (a transfer builds its own)
+        build_data(load_config(args.config, args.overrides))
     heads = args.heads.split(",")
     pairs = [(h, s) for s in range(args.seeds) for h in heads]
     runs = [run_one(args.overrides, args.config, h, s, out, not args.no_train, args.transfer) for h, s in pairs]
@@ -189,7 +192,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     lines = [f"config {args.config} {' '.join(args.overrides)}".rstrip(), "",
              "| head | per-seed top-1 (%) | mean top-1 (95 % CI) | per-seed sit<->stand confusion (%) | "
-             "train s per run |", "|---|---|---|---|---|"]  # fmt: skip
+             "per-seed top-1 on nearly black videos (%) | train s per run |", "|---|---|---|---|---|---|"]  # fmt: skip
     summary: dict = {"config": args.config, "overrides": args.overrides, "heads": {}}
     videos = runs[0]["videos"]
     if any(r["videos"] != videos for r in runs):
@@ -207,11 +210,14 @@ def main() -> None:
         per = ", ".join(f"{100 * r['top1']:.1f}" for r in rs)
         sst = ", ".join("-" if v is None else f"{100 * v:.1f}" for v in ss)
         secs = ", ".join(f"{r['train_seconds']:.0f}" for r in rs)
-        lines.append(f"| {h} | {per} | {100 * mean:.1f} ({100 * lo:.1f}-{100 * hi:.1f}) | {sst} | {secs} |")
+        dark = ", ".join("-" if r.get("nearly_black") is None else f"{100 * r['nearly_black']:.1f}" for r in rs)
+        dark += f" (of {rs[0].get('nearly_black_n', 0)})"
+        lines.append(f"| {h} | {per} | {100 * mean:.1f} ({100 * lo:.1f}-{100 * hi:.1f}) | {sst} | {dark} | {secs} |")
     n, g = runs[0]["n"], len(set(groups))
     lines += ["", f"{n} test videos of {g} recording groups, {args.seeds} seeds (0..{args.seeds - 1}); "
               f"intervals: bootstrap over seeds and whole test groups (3 seeds make the seed part coarse; {g} groups "
-              f"allow {2**g} sign patterns, so p >= 1/{2 ** (g - 1)})."]  # fmt: skip
+              f"allow {2**g} sign patterns, so p >= 1/{2 ** (g - 1)}). Nearly black: source videos of mean 8-bit level "
+              "below 8."]  # fmt: skip
     if "bert" in correct and "tgap" in correct:
         pd = paired(correct["bert"], correct["tgap"], groups, args.boot, rng)
         summary["bert_minus_tgap"] = pd

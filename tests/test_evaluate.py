@@ -9,7 +9,7 @@ import torch
 
 from darkaction.config import load_config
 from darkaction.errors import ConfigError, DataError
-from darkaction.evaluation.metrics import average_views, classification_metrics, clip_top1
+from darkaction.evaluation.metrics import accuracy_by_brightness, average_views, classification_metrics, clip_top1
 
 
 def tiny_run_config(tiny_synth, tmp, name="tiny", **extra):
@@ -89,6 +89,14 @@ def test_top5_with_more_than_five_classes():
     assert m["top1"] == pytest.approx(0.25) and m["top5"] == pytest.approx(0.5)
 
 
+def test_accuracy_by_brightness_bands():
+    bands = accuracy_by_brightness([2.0, 7.9, 8.0, 30.0, 61.0, 255.0], [True, False, True, True, False, False])
+    assert [b["band"] for b in bands] == ["0-8", "8-20", "20-60", "60-256"]
+    assert [b["n"] for b in bands] == [2, 1, 1, 2]
+    assert [b["acc"] for b in bands] == [0.5, 1.0, 1.0, 0.0]
+    assert accuracy_by_brightness([50.0], [True])[0] == {"band": "0-8", "n": 0, "acc": None}
+
+
 def test_evaluate_writes_results_plots_and_report(tiny_run):
     from darkaction.evaluation.evaluate import evaluate
 
@@ -101,6 +109,12 @@ def test_evaluate_writes_results_plots_and_report(tiny_run):
     assert saved["views"] == 3 and res["strategy"] == "delta"
     assert sum(map(sum, saved["confusion"])) == 12
     assert 0.0 <= res["top1"] <= 1.0 and set(saved["per_class"]) == set(saved["classes"])
+    # accuracy by the source videos' brightness: every test video in one band, the bands agree with top-1
+    assert all(p["brightness"] > 0 for p in saved["predictions"])
+    assert sum(b["n"] for b in saved["by_brightness"]) == 12
+    hits = sum(b["acc"] * b["n"] for b in saved["by_brightness"] if b["n"])
+    assert hits == pytest.approx(12 * saved["top1"])
+    assert "source brightness" in (run / "report.md").read_text()
     for f in ("confusion.png", "attention.png", "curves.png", "report.md", "report.html"):
         assert (run / f).is_file() and (run / f).stat().st_size > 0, f
     md = (run / "report.md").read_text()
@@ -136,7 +150,7 @@ def test_cli_evaluate(tiny_run, capsys):
     cfg, run = tiny_run
     assert main(["evaluate", str(run), "--views", "1"]) == 0
     out = capsys.readouterr().out
-    assert "top-1" in out and "mean class accuracy" in out
+    assert "top-1" in out and "mean class accuracy" in out and "by source brightness" in out
 
 
 def test_index_normalisation_is_recorded_for_evaluation(tiny_synth, tmp_path):

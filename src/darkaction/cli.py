@@ -372,6 +372,10 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     for name, pc in res["per_class"].items():
         acc = "-" if pc["acc"] is None else f"{100 * pc['acc']:.1f} %"
         print(f"  {name:>10}: {acc} of {pc['n']}")
+    bands = [b for b in res.get("by_brightness", []) if b["n"]]
+    if bands:
+        print("  by source brightness (mean 8-bit level): " + ", ".join(
+            f"{b['band']}: {100 * b['acc']:.1f} % of {b['n']}" for b in bands))  # fmt: skip
     return 0
 
 

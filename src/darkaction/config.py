@@ -209,6 +209,25 @@ class SamplingConfig:
 
 
 @dataclass
+class DarkenConfig:
+    """Dark copies of the training videos (not in the paper; `darkaction.data.lowlight`): `prepare` records each
+    training video `copies` times more as a camera would have in near darkness (linear-light exposure scaled to a
+    mean 8-bit `level`, Poisson shot noise with `photons` photo-electrons at full scale, Gaussian `read_noise` in
+    linear full-scale units, an H.264 round trip at `crf`), each copy's values drawn from these bounds; training
+    reads one of a video's copies instead of the video for a share `p` of its draws. 0 copies = off."""
+
+    copies: int = 0
+    p: float = 0.25
+    # the bounds span near-black footage from noise-dominated (SNR about 1 at the mean level) to clean but posterised
+    # (SNR about 7): a copy must still hold the action to teach anything
+    level: list[float] = field(default_factory=lambda: [5.0, 12.0])  # target mean 8-bit level, log-uniform
+    photons: list[float] = field(default_factory=lambda: [5000.0, 200000.0])  # log-uniform
+    read_noise: list[float] = field(default_factory=lambda: [1.0e-5, 2.0e-4])  # uniform
+    crf: list[float] = field(default_factory=lambda: [18, 30])  # integer, uniform
+    seed: int = 0
+
+
+@dataclass
 class AugmentConfig:
     height: int = 112
     width: int = 112
@@ -233,6 +252,7 @@ class AugmentConfig:
     # picture (set by the action's duration, which follows the class in ARID-like training sets) says less about
     # the action than its pose does
     pan: float = 0.0
+    darken: DarkenConfig = field(default_factory=DarkenConfig)
     normalize: Normalize = "kinetics"
     mean: list[float] = field(default_factory=list)  # overrides `normalize` when set
     std: list[float] = field(default_factory=list)

@@ -149,6 +149,11 @@ def write_report(run_dir: Path, results: dict, images: dict[str, Path | None]) -
         entry = per.get(c, {}) if isinstance(per, dict) else {}
         lines.append(f"| {c} | {_fmt(entry.get('acc'))} | {entry.get('n', 0)} |")
     lines.append("")
+    bands = [b for b in results.get("by_brightness", []) if b["n"]]
+    if bands:
+        lines += ["| source brightness (mean 8-bit level) | accuracy | videos |", "|---|---|---|"]
+        lines += [f"| {b['band']} | {_fmt(b['acc'])} | {b['n']} |" for b in bands]
+        lines.append("")
     titles = {"curves": "Training curves", "confusion": "Confusion matrix", "attention": "BERT attention over time"}
     for key, path in images.items():
         if path is None:
@@ -166,6 +171,10 @@ def write_report(run_dir: Path, results: dict, images: dict[str, Path | None]) -
         entry = per.get(c, {}) if isinstance(per, dict) else {}
         body.append(f"<tr><td>{html.escape(c)}</td><td>{_fmt(entry.get('acc'))}</td><td>{entry.get('n', 0)}</td></tr>")
     body.append("</table>")
+    if bands:
+        body.append("<table border=1 cellpadding=4><tr><th>source brightness</th><th>accuracy</th><th>videos</th></tr>")
+        body += [f"<tr><td>{b['band']}</td><td>{_fmt(b['acc'])}</td><td>{b['n']}</td></tr>" for b in bands]
+        body.append("</table>")
     for key, path in images.items():
         if path is None:
             continue

@@ -80,7 +80,7 @@ def seed_everything(seed: int) -> np.random.Generator:
 
 # Training randomness is a pure function of (seed, epoch, index) in one of these streams, so a run resumed at an
 # epoch boundary draws exactly what the uninterrupted run drew, whatever the workers or loaders did in between.
-STREAMS = {"clip": 0, "shuffle": 1, "dropout": 2, "pair": 3}
+STREAMS = {"clip": 0, "shuffle": 1, "dropout": 2, "pair": 3, "darken": 4}
 
 
 def derived_seed(seed: int, epoch: int, index: int, stream: str) -> int:
@@ -92,7 +92,7 @@ def derived_seed(seed: int, epoch: int, index: int, stream: str) -> int:
 
 def training_rng(seed: int, epoch: int, index: int, stream: str = "clip") -> np.random.Generator:
     """The generator one training draw uses: item `index` of `epoch` (clip sampling and augmentation: "clip"; the
-    epoch's order: "shuffle" with index -1; MRAN's target pairing: "pair")."""
+    epoch's order: "shuffle" with index -1; MRAN's target pairing: "pair"; a dark copy or not: "darken")."""
     return np.random.default_rng(derived_seed(seed, epoch, index, stream))
 
 

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from darkaction.utils import training_rng
+from darkaction.data.lowlight import dark_copy_id
 from darkaction.data.sampling import (
     LENGTH_RATE_STRATEGIES,
     draw_rate_scale,
@@ -35,6 +35,7 @@ from darkaction.data.sampling import (
 )
 from darkaction.data.transforms import ClipTransform, channel_stats
 from darkaction.errors import DataError
+from darkaction.utils import training_rng
 
 _NEEDS_LENGTHS = ("constant", "variable")
 
@@ -99,6 +100,20 @@ class ClipDataset(Dataset):
             stats = channel_stats(cache, [r.video_id for r in self.records])
         self.stats = stats
         self.transform = ClipTransform(cfg.augment, train=self.train, blank=cfg.sampling.blank, stats=stats)
+        darken = cfg.augment.darken
+        self.dark_p = float(darken.p)
+        self.dark_copies = int(darken.copies) if self.train and self.dark_p > 0 else 0
+        if self.dark_copies:
+            if flow_cache is not None:
+                raise DataError("augment.darken makes no optical flow for its dark copies: turn one of the two off")
+            if hasattr(cache, "__contains__"):  # a FrameCache: say now, not mid-epoch, when a copy is missing
+                absent = [dark_copy_id(r.video_id, k) for r in self.records for k in range(1, self.dark_copies + 1)]
+                absent = [c for c in absent if c not in cache]
+                if absent:
+                    raise DataError(
+                        f"{len(absent)} dark copies (augment.darken) not in the cache, e.g. {absent[0]}: run "
+                        "`darkaction prepare` and `darkaction enhance` with this config"
+                    )
 
     def __len__(self) -> int:
         return len(self.records)
@@ -112,19 +127,29 @@ class ClipDataset(Dataset):
         n = int(getattr(rec, "n_frames", 0) or 0)
         return n if n > 0 else len(self.cache.frames(rec.video_id))
 
-    def _frames(self, rec: Any) -> tuple[np.ndarray, np.ndarray | None]:
-        frames = self.cache.frames(rec.video_id)
+    def _frames(self, video_id: str) -> tuple[np.ndarray, np.ndarray | None]:
+        frames = self.cache.frames(video_id)
         if len(frames) == 0:
-            raise DataError(f"video '{rec.video_id}' has no frames in the cache; re-run darkaction prepare")
+            raise DataError(f"video '{video_id}' has no frames in the cache; re-run darkaction prepare")
         flow = None
         if self.flow_cache is not None:
-            flow = self.flow_cache.frames(rec.video_id)
+            flow = self.flow_cache.frames(video_id)
             if len(flow) != len(frames):
                 raise DataError(
-                    f"flow cache has {len(flow)} frames for '{rec.video_id}' but the frame cache has {len(frames)}; "
+                    f"flow cache has {len(flow)} frames for '{video_id}' but the frame cache has {len(frames)}; "
                     "rebuild the flow cache from this frame cache"
                 )
         return frames, flow
+
+    def _train_source(self, rec: Any, i: int) -> str:
+        """The cache entry training item i reads this epoch: the video, or for a share `augment.darken.p` of the
+        draws one of its dark copies (from a stream of its own, so the clip's own draws do not change)."""
+        if not self.dark_copies:
+            return rec.video_id
+        rng = training_rng(self.seed, self.epoch, i, stream="darken")
+        if rng.random() >= self.dark_p:
+            return rec.video_id
+        return dark_copy_id(rec.video_id, int(rng.integers(self.dark_copies)) + 1)
 
     def _clip(self, frames: np.ndarray, flow: np.ndarray | None, idx: np.ndarray, rng: Any) -> torch.Tensor:
         blank = idx < 0
@@ -143,7 +168,7 @@ class ClipDataset(Dataset):
         if not 0 <= i < len(self.records):
             raise IndexError(f"index {i} out of range for {len(self.records)} videos")
         rec = self.records[i]
-        frames, flow = self._frames(rec)
+        frames, flow = self._frames(self._train_source(rec, i) if self.train else rec.video_id)
         n = len(frames)
         if self.train:
             rng = training_rng(self.seed, self.epoch, i)

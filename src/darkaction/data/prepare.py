@@ -11,14 +11,16 @@ again); the job fails only with `cache.strict` or when no usable training clip r
 
 from __future__ import annotations
 
-import logging
 import dataclasses
+import logging
 import multiprocessing as mp
 import time
+import zlib
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 
 from darkaction.data.cache import FrameCache, cache_key, resize_settings, source_signature
 from darkaction.data.index import DatasetIndex, Skipped, build_index
@@ -74,12 +76,75 @@ def _extract(job: tuple[str, str, str, dict, dict]) -> tuple[str, int, list[str]
     return video_id, int(frames.shape[0]), info["warnings"], ""
 
 
-def _run_jobs(jobs: list, workers: int):
-    """Yield `_extract` results as they finish; a process pool when workers > 1."""
+def _extract_dark(job: tuple[str, str, str, dict, dict]) -> tuple[str, int, list[str], str]:
+    """Record one dark copy of a training video (`augment.darken`) into the cache: decode at the source size,
+    darken (`data.lowlight`), resize as `_extract` does. Returns what `_extract` returns."""
+    from darkaction.data.lowlight import darken_iter
+    from darkaction.data.video import _resize_into, decode, output_size
+
+    copy_id, path, root, settings, signature = job
+    try:
+        frames, info = decode(path, resize="none")  # the source once; the copy streams frame by frame from it
+        p = signature["darken"]
+        size = output_size(*frames.shape[1:3], settings["resize"], settings.get("height", 0),
+                           settings.get("width", 0), settings.get("short_side", 0))  # fmt: skip
+        out = np.empty((len(frames), *size, 3), np.uint8)
+        dark = darken_iter(frames, p["level"], p["photons"], p["read_noise"], p["crf"], seed=p["noise_seed"])
+        for f, dst in zip(dark, out, strict=True):
+            _resize_into(f, size, dst)
+    except DataError as e:
+        return copy_id, 0, [], str(e).removeprefix(f"{path}: ")
+    except Exception as e:
+        return copy_id, 0, [], f"{type(e).__name__}: {e}"
+    meta = {
+        "fps": info["fps"],
+        "src_height": info["src_height"],
+        "src_width": info["src_width"],
+        "mean_brightness": round(float(out.mean()), 4),
+        "source": path,
+        **signature,
+        **{k: v for k, v in settings.items() if k != "format"},
+    }
+    FrameCache(root).put(copy_id, out, meta)
+    return copy_id, len(out), [], ""
+
+
+def dark_copies(cfg, index: DatasetIndex) -> dict[str, list[tuple[str, dict]]]:
+    """{training video_id: [(copy id, its darkening), ...]} for `augment.darken` ({} when off). Each copy's camera
+    is drawn from a stream keyed by (darken.seed, video id, k), so a copy never changes unless its settings do."""
+    from darkaction.data.lowlight import check_darken, dark_copy_id, draw_darkening
+
+    d = cfg.augment.darken
+    check_darken(d)
+    out: dict[str, list[tuple[str, dict]]] = {}
+    if not d.copies:
+        return out
+    for r in index.split("train"):
+        key = zlib.crc32(r.video_id.encode())
+        out[r.video_id] = [
+            (dark_copy_id(r.video_id, k),
+             {**draw_darkening(d, np.random.default_rng([d.seed, key, k])), "noise_seed": [d.seed, key, k, 1]})
+            for k in range(1, int(d.copies) + 1)
+        ]  # fmt: skip
+    return out
+
+
+def cache_entries(cfg, index: DatasetIndex) -> list[tuple[str, str, dict]]:
+    """Every (cache id, source path, darkening or {}) the frame caches hold for `cfg`: the indexed videos, then the
+    dark copies of the training videos (`augment.darken`)."""
+    by_id = index.by_id()
+    entries = [(r.video_id, r.path, {}) for r in index.records]
+    for vid, copies in dark_copies(cfg, index).items():
+        entries += [(cid, by_id[vid].path, p) for cid, p in copies]
+    return entries
+
+
+def _run_jobs(jobs: list, workers: int, fn=_extract):
+    """Yield `fn` (`_extract` or `_extract_dark`) results as they finish; a process pool when workers > 1."""
     if workers <= 1 or len(jobs) <= 1:
         _init_worker()
         for j in jobs:
-            yield _extract(j)
+            yield fn(j)
         return
     ctx = mp.get_context("forkserver")  # fork after torch/OpenMP threads start can deadlock; forkserver cannot
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker) as pool:
@@ -87,7 +152,7 @@ def _run_jobs(jobs: list, workers: int):
         it = iter(jobs)
         # keep a bounded queue so a strict failure cancels little work and memory stays flat
         for j in it:
-            pending.add(pool.submit(_extract, j))
+            pending.add(pool.submit(fn, j))
             if len(pending) >= 2 * workers:
                 break
         try:
@@ -97,7 +162,7 @@ def _run_jobs(jobs: list, workers: int):
                     yield f.result()
                     nxt = next(it, None)
                     if nxt is not None:
-                        pending.add(pool.submit(_extract, nxt))
+                        pending.add(pool.submit(fn, nxt))
         finally:
             for f in pending:
                 f.cancel()
@@ -110,7 +175,10 @@ def prepare(cfg, progress: bool = True) -> Path:
     failed, frames, seconds). Raises `DataError` when nothing usable remains, or on the first bad entry with
     `cfg.cache.strict`.
     """
+    from darkaction.data.lowlight import check_darken_config
+
     t0 = time.perf_counter()
+    check_darken_config(cfg)  # before hours of decoding, not after
     prepared = Path(cfg.data.prepared)
     prepared.mkdir(parents=True, exist_ok=True)
     index, skipped = build_index(cfg.data)
@@ -176,7 +244,8 @@ def prepare(cfg, progress: bool = True) -> Path:
             f"no usable training video remains ({len(skipped) + len(failed)} skipped, see {prepared}/skipped.json); "
             f"check data.source.root={cfg.data.source.root} and the list files"
         )
-    index.save(prepared / "index.json")
+    index.save(prepared / "index.json")  # first: the copies are the slow part, and the index does not list them
+    dark_made, dark_failed = _make_dark_copies(cfg, index, cache, settings, progress)
     seconds = time.perf_counter() - t0
     summary = {
         "records": len(kept),
@@ -187,6 +256,8 @@ def prepare(cfg, progress: bool = True) -> Path:
         "failed": len(failed),
         "skipped_entries": len(skipped),
         "frames_decoded": frames_total,
+        "dark_copies_made": dark_made,
+        "dark_copies_failed": dark_failed,
         "seconds": round(seconds, 3),
         "frames_per_second": round(frames_total / seconds, 1) if seconds > 0 else 0.0,
         "warnings": warnings,
@@ -195,7 +266,34 @@ def prepare(cfg, progress: bool = True) -> Path:
     write_json(prepared / "prepare.json", summary)
     if progress:
         _print_summary(summary, skipped + failed, prepared)
+    if dark_failed:  # its source decoded, so the simulation itself failed: training would lack the copy
+        first = dark_failed[0]
+        raise DataError(
+            f"{len(dark_failed)} dark copies (augment.darken) could not be made, first {first['copy']}: "
+            f"{first['reason']}; all in {prepared / 'prepare.json'} (dark_copies_failed)"
+        )
     return prepared
+
+
+def _make_dark_copies(cfg, index: DatasetIndex, cache: FrameCache, settings: dict, progress: bool):
+    """Record the dark copies `augment.darken` asks for that the cache lacks or holds with other settings
+    (resumable: one entry at a time). Returns (made, [{copy id, reason}] of copies that failed)."""
+    jobs = []
+    for cid, path, darkening in cache_entries(cfg, index):
+        if darkening:
+            sig = {**source_signature(path), "darken": darkening}
+            if not cache.is_current(cid, sig):
+                jobs.append((cid, path, str(cache.root), settings, sig))
+    made, failed = 0, []
+    bar = progress_bar(total=len(jobs), desc="dark copies", unit="video", disable=not progress or not jobs)
+    with bar:
+        for cid, _, _, reason in _run_jobs(jobs, cfg.cache.workers, _extract_dark):
+            bar.update(1)
+            if reason:
+                failed.append({"copy": cid, "reason": reason})
+            else:
+                made += 1
+    return made, failed
 
 
 def _write_skipped(prepared: Path, skipped: list[Skipped]) -> None:
@@ -212,6 +310,9 @@ def _print_summary(summary: dict[str, Any], skipped: list[Skipped], prepared: Pa
         f"  decoded {summary['decoded']} ({summary['frames_decoded']} frames, {summary['frames_per_second']} fps), "
         f"reused {summary['reused']} cached, skipped {len(skipped)}"
     )
+    if summary["dark_copies_made"] or summary["dark_copies_failed"]:
+        log.info(f"  dark copies of training videos (augment.darken): made {summary['dark_copies_made']}, "
+                 f"failed {len(summary['dark_copies_failed'])}")  # fmt: skip
     for s in skipped[:20]:
         log.info(f"  skipped {s}")
     if len(skipped) > 20:

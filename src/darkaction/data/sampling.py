@@ -37,8 +37,8 @@ Rounding of the padded-rate samplers (delta, constant, variable), given a rate S
 
 from __future__ import annotations
 
-import typing
 import math
+import typing
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -244,7 +244,9 @@ def rate_scale_range(bounds: Sequence[float]) -> tuple[float, float]:
     try:
         lo, hi = (float(b) for b in bounds)
     except (TypeError, ValueError):
-        raise ConfigError(f"augment.rate_scale={bounds!r}: give [low, high], e.g. [0.7, 3.0] (or [1, 1] for none)")
+        raise ConfigError(
+            f"augment.rate_scale={bounds!r}: give [low, high], e.g. [0.7, 3.0] (or [1, 1] for none)"
+        ) from None
     if not 0 < lo <= hi:
         raise ConfigError(f"augment.rate_scale={bounds!r}: need 0 < low <= high")
     return lo, hi

@@ -43,8 +43,8 @@ then divided by FLOW_DIVISOR. Blank frames have zero flow.
 
 from __future__ import annotations
 
-import typing
 import math
+import typing
 from collections.abc import Sequence
 from typing import Any
 
@@ -194,7 +194,9 @@ def crop_scale_range(bounds: Sequence[float]) -> tuple[float, ...]:
     try:
         lo, hi = (float(b) for b in bounds)
     except (TypeError, ValueError):
-        raise ConfigError(f"augment.scale={list(bounds)!r}: give [low, high], e.g. [0.66, 1.0], or [] for off") from None
+        raise ConfigError(
+            f"augment.scale={list(bounds)!r}: give [low, high], e.g. [0.66, 1.0], or [] for off"
+        ) from None
     if not 0 < lo <= hi <= 1:
         raise ConfigError(f"augment.scale={[lo, hi]}: need 0 < low <= high <= 1 (fractions of the largest window)")
     return (lo, hi)

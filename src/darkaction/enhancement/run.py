@@ -26,7 +26,7 @@ from darkaction.utils import atomic_write_bytes, progress_bar, write_json
 
 log = logging.getLogger(__name__)
 
-SIGNATURE_KEYS = ("src_bytes", "src_mtime_ns", "n_frames")
+SIGNATURE_KEYS = ("src_bytes", "src_mtime_ns", "n_frames", "darken")
 
 
 def enhanced_dir(cfg: Config, enhancer: Enhancer) -> Path:
@@ -72,8 +72,10 @@ def enhance(cfg: Config, progress: bool = True) -> Path:
     Entries already enhanced from the same raw entry are skipped (resumable); a video that fails is listed in
     `skipped.json` there and the job goes on. identity: nothing to write, returns the raw cache folder.
     """
-    from darkaction.data.prepare import open_prepared
+    from darkaction.data.lowlight import check_darken_config
+    from darkaction.data.prepare import cache_entries, open_prepared
 
+    check_darken_config(cfg)
     index, raw = open_prepared(cfg)
     enhancer = build_enhancer(cfg)
     if enhancer.name == "identity":
@@ -81,24 +83,27 @@ def enhance(cfg: Config, progress: bool = True) -> Path:
             log.info(f"identity enhancer: training reads the raw cache {raw.root}")
         return raw.root
     out = _open_enhanced(cfg, enhancer, raw.settings, create=True)
-    records = index.records
-    todo = [r for r in records if not _is_current(out, raw, r.video_id)]
+    records = cache_entries(cfg, index)  # the videos and the training videos' dark copies (augment.darken)
+    missing = [vid for vid, _, _ in records if vid not in raw]
+    if missing:
+        raise DataError(f"{raw.root}: {len(missing)} entries not prepared (e.g. {missing[0]}); run darkaction prepare")
+    todo = [(vid, path) for vid, path, _ in records if not _is_current(out, raw, vid)]
     skipped: list[dict] = []
     n_frames = 0
     t0 = time.perf_counter()
     bar = progress_bar(todo, desc=f"enhance {enhancer.fingerprint}", unit="video", disable=not progress)
-    for r in bar:
-        meta = raw.meta(r.video_id)
+    for vid, path in bar:
+        meta = raw.meta(vid)
         try:
             if cfg.enhance.at == "source":
-                frames = _enhance_at_source(enhancer, r.path, meta, cfg.enhance.batch_size)
+                frames = _enhance_at_source(enhancer, path, meta, cfg.enhance.batch_size)
             else:
-                frames = enhancer(np.asarray(raw.frames(r.video_id)))
+                frames = enhancer(np.asarray(raw.frames(vid)))
         except DataError as e:
-            skipped.append({"video_id": r.video_id, "file": r.path, "reason": str(e)})
+            skipped.append({"video_id": vid, "file": path, "reason": str(e)})
             continue
         meta.update(enhancer=enhancer.fingerprint, mean_brightness=float(frames.mean()))
-        out.put(r.video_id, frames, meta)
+        out.put(vid, frames, meta)
         n_frames += len(frames)
         bar.set_postfix(fps=f"{n_frames / max(time.perf_counter() - t0, 1e-9):.0f}", refresh=False)
     seconds = time.perf_counter() - t0
@@ -127,14 +132,24 @@ def enhance(cfg: Config, progress: bool = True) -> Path:
     return out.root
 
 
-def training_cache(cfg: Config):
-    """The FrameCache training reads for `cfg.enhance`: raw for identity, else the complete enhanced cache.
+def training_cache(cfg: Config, dark_copies: bool = True):
+    """The FrameCache training reads for `cfg.enhance`: raw for identity, else the complete enhanced cache (with
+    the training videos' dark copies of `augment.darken`; evaluation, which never reads them, passes False).
 
     Raises DataError("run darkaction enhance ...") when the enhanced cache is missing or incomplete.
     """
-    from darkaction.data.prepare import open_prepared
+    from darkaction.data.prepare import cache_entries, open_prepared
 
     index, raw = open_prepared(cfg)
+    entries = [(vid, darkening) for vid, _, darkening in cache_entries(cfg, index) if dark_copies or not darkening]
+    # dark copies (augment.darken) that prepare has not made, or made with other settings than this config's
+    stale = [vid for vid, d in entries if d and (vid not in raw or raw.meta(vid).get("darken") != d)]
+    if stale:
+        raise DataError(
+            f"{raw.root}: {len(stale)} dark copies of training videos missing or made with other augment.darken "
+            f"settings (e.g. {stale[0]}); run `darkaction prepare` and `darkaction enhance` with this config"
+        )
+    ids = [vid for vid, _ in entries]
     enhancer = build_enhancer(cfg)
     if enhancer.name == "identity":
         return raw
@@ -143,7 +158,7 @@ def training_cache(cfg: Config):
     if not folder.is_dir():
         raise DataError(f"enhanced cache {folder} not found; {hint}")
     cache = _open_enhanced(cfg, enhancer, raw.settings, create=False)
-    missing = [r.video_id for r in index.records if not _is_current(cache, raw, r.video_id)]
+    missing = [vid for vid in ids if not _is_current(cache, raw, vid)]
     if missing:
         raise DataError(f"{folder}: {len(missing)} videos not enhanced or stale (e.g. {missing[0]}); {hint}")
     return cache

@@ -68,7 +68,12 @@ def evaluate(
     from darkaction.data.prepare import open_prepared
     from darkaction.data.sampling import LENGTH_RATE_STRATEGIES, sample_views
     from darkaction.enhancement.run import training_cache
-    from darkaction.evaluation.metrics import average_views, classification_metrics, clip_top1
+    from darkaction.evaluation.metrics import (
+        accuracy_by_brightness,
+        average_views,
+        classification_metrics,
+        clip_top1,
+    )
     from darkaction.report import plot_attention, plot_confusion, plot_curves, write_report
 
     if split not in ("train", "val", "test"):
@@ -91,13 +96,13 @@ def evaluate(
         rec.flip = bool(flip)
     used_strategy = rec.strategy
 
-    index, _ = open_prepared(cfg)
+    index, raw = open_prepared(cfg)
     if list(index.classes) != classes:
         raise DataError(
             f"{cfg.data.prepared}: the prepared index has classes {index.classes} but the run was trained on "
             f"{classes}; evaluate with the data the run was trained on"
         )
-    cache = training_cache(cfg)
+    cache = training_cache(cfg, dark_copies=False)  # evaluation never reads the dark training copies
     records = index.split(split)
     if not records:
         raise DataError(f"the index in {cfg.data.prepared} has no '{split}' videos; pick another --split")
@@ -147,10 +152,16 @@ def evaluate(
                 "prob": float(p.max()),
                 "group": r.group,
                 "n_frames": r.n_frames,
+                "brightness": raw.meta(r.video_id).get("mean_brightness"),
             }  # fmt: skip
             for r, t, p in zip(records, y, average_views(view_probs))
         ],
     }
+    preds = results["predictions"]
+    if all(p["brightness"] is not None for p in preds):
+        results["by_brightness"] = accuracy_by_brightness(
+            [p["brightness"] for p in preds], [p["pred"] == p["label"] for p in preds]
+        )
     suffix = f"_{split}_{Path(cfg.data.prepared).name}" if data else ("" if split == "test" else f"_{split}")
     write_json(run_dir / f"results{suffix}.json", results)
 

@@ -10,6 +10,7 @@ video has no accuracy; it is reported as None in `per_class`).
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torchmetrics.functional.classification import multiclass_accuracy, multiclass_confusion_matrix
 
@@ -71,3 +72,19 @@ def clip_top1(view_probs: torch.Tensor, labels: torch.Tensor, num_classes: int) 
     flat = view_probs.reshape(n * v, c).float()
     rep = labels.long().repeat_interleave(v)
     return float(multiclass_accuracy(flat, rep, num_classes=num_classes, average="micro"))
+
+
+# Mean 8-bit level of a source video (its frames as decoded): nearly black, very dark, dark, lit. ARID's clips fall
+# mostly in the first three; the bands are fixed so that runs and datasets compare.
+BRIGHTNESS_BANDS = (0.0, 8.0, 20.0, 60.0, 256.0)
+
+
+def accuracy_by_brightness(brightness: list[float], correct: list[bool], edges=BRIGHTNESS_BANDS) -> list[dict]:
+    """Video-level accuracy per band of source brightness: [{"band": "0-8", "n", "acc" (None when empty)}, ...]."""
+    b, ok = np.asarray(brightness, float), np.asarray(correct, bool)
+    out = []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        inside = (b >= lo) & (b < hi)
+        n = int(inside.sum())
+        out.append({"band": f"{lo:g}-{hi:g}", "n": n, "acc": float(ok[inside].mean()) if n else None})
+    return out

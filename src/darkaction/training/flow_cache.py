@@ -32,8 +32,9 @@ def build_flow_cache(cfg, workers: int | None = None, progress: bool = True) -> 
     source_root = Path(source.root)
     out = flow_dir(cfg, source_root)
     flow = FrameCache(out)
-    signatures = {v: source_signature(source_root / f"{v}.npy") for v in source.ids}
-    todo = [v for v in source.ids if not flow.is_current(v, signatures[v])]
+    videos = _videos(source)
+    signatures = {v: source_signature(source_root / f"{v}.npy") for v in videos}
+    todo = [v for v in videos if not flow.is_current(v, signatures[v])]
     write_json(out / "flow_settings.json", {"method": "farneback", "source": str(source_root), **FARNEBACK})
     workers = max(1, int(cfg.cache.workers if workers is None else workers))
     bar = progress_bar(total=len(todo), desc="optical flow", unit="video", disable=not progress or not todo)
@@ -57,6 +58,14 @@ def build_flow_cache(cfg, workers: int | None = None, progress: bool = True) -> 
     return out
 
 
+def _videos(cache) -> list[str]:
+    """The cache's videos without the dark copies another config's `augment.darken` may have left beside them
+    (flow is never made for those: `data.lowlight.check_darken_config`)."""
+    from darkaction.data.lowlight import is_dark_copy
+
+    return [v for v in cache.ids if not is_dark_copy(v)]
+
+
 def open_flow_cache(cfg):
     """The flow FrameCache for `cfg` (what the RGB + flow dataset reads); a DataError when it was never built."""
     from darkaction.data.cache import FrameCache
@@ -66,7 +75,8 @@ def open_flow_cache(cfg):
     source = training_cache(cfg)
     out = flow_dir(cfg, Path(source.root))
     flow = FrameCache(out) if out.is_dir() else None
-    missing = len(source.ids) if flow is None else sum(v not in flow for v in source.ids)
+    videos = _videos(source)
+    missing = len(videos) if flow is None else sum(v not in flow for v in videos)
     if missing:
         raise DataError(
             f"optical-flow cache {out} is missing or incomplete ({missing} videos without flow): run "

@@ -152,7 +152,8 @@ def train(
 
 def check_run(cfg, resume: bool, own_model: bool = False) -> Path:
     """The run directory, after the checks that need no data: pretrained weights that are required but missing,
-    resuming a run that does not exist or starting over one that does, no epochs."""
+    resuming a run that does not exist or starting over one that does, no epochs, settings dark copies cannot
+    work with."""
     if not own_model:
         from darkaction.models.pretrained import pretrained_file
 
@@ -168,6 +169,9 @@ def check_run(cfg, resume: bool, own_model: bool = False) -> Path:
         )
     if cfg.train.epochs < 1 and cfg.train.max_steps < 1:
         raise ConfigError("train.epochs must be >= 1 (or set train.max_steps)")
+    from darkaction.data.lowlight import check_darken_config
+
+    check_darken_config(cfg)  # e.g. dark copies with an RGB + flow model: before the flow cache is built
     for name in cfg.train.loggers:
         _logger_class(name)  # an uninstalled W&B / MLflow: say so before training
     run_dir.mkdir(parents=True, exist_ok=True)
