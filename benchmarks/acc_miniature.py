@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import logging
 import shutil
-import time
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +29,7 @@ import numpy as np
 from darkaction.config import load_config, save_config
 from darkaction.evaluation.evaluate import evaluate
 from darkaction.pipeline import build_data
-from darkaction.training.run import train, train_state
+from darkaction.training.run import train, train_seconds, train_state
 from darkaction.utils import atomic_write_text, read_json, write_json
 
 
@@ -69,15 +68,12 @@ def run_one(base: list[str], config: str, head: str, seed: int, out: Path, train
     state = train_state(run_dir, cfg.train.epochs)
     if not train_runs:
         state = "done"  # --no-train: score what is there (e.g. runs trained by parallel invocations)
-    t0 = time.perf_counter()
     if state != "done":
         train(cfg, resume=state == "resume")
-    record = run_dir / "bench.json"
-    if state == "fresh" or not record.is_file():
-        seconds = time.perf_counter() - t0 if state == "fresh" else float("nan")  # resumed: the total is unknown
-    else:
-        seconds = read_json(record)["train_seconds"] + (time.perf_counter() - t0 if state == "resume" else 0.0)
-    write_json(record, {"train_seconds": seconds})
+    seconds = train_seconds(run_dir)  # summed over resumed parts; runs from before fit.json: their bench.json
+    if seconds is None and (run_dir / "bench.json").is_file():
+        seconds = read_json(run_dir / "bench.json")["train_seconds"]
+    seconds = float("nan") if seconds is None else seconds
     data: list[str] = []
     if transfer:
         run_dir = transfer_run(run_dir, transfer, out / "transfer")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import json
 import math
+import shutil
+import time
 from pathlib import Path
 
 import lightning as L
@@ -19,7 +21,7 @@ from darkaction.training.datamodule import EpochShuffle
 from darkaction.training.module import NonFiniteLossError, VideoClassifierModule, cxx_compiler, mran_lambda
 from darkaction.training.profile import GROUPS, time_shares
 from darkaction.training.run import load_checkpoint, train
-from darkaction.utils import training_rng
+from darkaction.utils import read_json, training_rng
 
 
 class TinyHead(nn.Module):
@@ -200,6 +202,40 @@ def test_resume_after_interruption_gives_identical_weights(tmp_path):
             return [r["step"] for r in csv.DictReader(f) if not r["epoch"]]
 
     assert lr_steps(resumed) == lr_steps(full) and len(lr_steps(full)) == 4
+
+
+class SlowEpochs(L.Callback):
+    """Each epoch takes at least `seconds` more, so training times are large against timer noise."""
+
+    def __init__(self, seconds):
+        self.seconds = seconds
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        time.sleep(self.seconds)
+
+
+def test_training_time_adds_up_over_a_resume_and_is_unknown_for_untimed_checkpoints(tmp_path):
+    from darkaction.training.run import train_seconds
+
+    cfg = _cfg(tmp_path, "killed", epochs=4, lr=0.01)
+    with pytest.raises(RuntimeError, match="simulated kill"):
+        train(cfg, model=TinyNet(), datamodule=StandInData(), callbacks=[KillAt(2), SlowEpochs(0.3)])
+    last = tmp_path / "killed" / "checkpoints" / "last.ckpt"
+    ckpt = load_checkpoint(last)
+    before = next(v for k, v in ckpt["callbacks"].items() if k.startswith("Timer"))["time_elapsed"]["train"]
+    assert before >= 0.6  # two slow epochs were saved with the checkpoint
+    shutil.copytree(tmp_path / "killed", tmp_path / "untimed")
+    run = train(cfg, resume=True, model=TinyNet(), datamodule=StandInData(), callbacks=[SlowEpochs(0.3)])
+    total = train_seconds(run)
+    assert total >= before + 0.6  # the resumed part's two epochs are added to the saved time, not counted alone
+    assert read_json(run / "fit.json")["epochs"] == 4
+
+    # a run resumed from a checkpoint without the timer's state (written before runs were timed): unknown, not wrong
+    ckpt["callbacks"] = {k: v for k, v in ckpt["callbacks"].items() if not k.startswith("Timer")}
+    torch.save(ckpt, tmp_path / "untimed" / "checkpoints" / "last.ckpt")
+    untimed = train(_cfg(tmp_path, "untimed", epochs=4, lr=0.01), resume=True, model=TinyNet(),
+                    datamodule=StandInData())  # fmt: skip
+    assert train_seconds(untimed) is None
 
 
 def test_nan_loss_stops_with_clear_message(tmp_path):

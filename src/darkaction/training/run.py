@@ -28,7 +28,7 @@ import torch
 
 from darkaction.config import save_config
 from darkaction.errors import ConfigError, DataError
-from darkaction.utils import atomic_write_text, seed_everything, write_json
+from darkaction.utils import atomic_write_text, read_json, seed_everything, write_json
 
 log = logging.getLogger(__name__)
 
@@ -247,7 +247,7 @@ def build_trainer(cfg, run_dir: Path, has_val: bool, callbacks: list | None = No
     """The Lightning Trainer of a run: devices, precision, checkpoints (best by val accuracy, or train loss without a
     val split, and last), precise BN, loggers, progress."""
     import lightning as L
-    from lightning.pytorch.callbacks import LearningRateMonitor, ProgressBar, TQDMProgressBar
+    from lightning.pytorch.callbacks import LearningRateMonitor, ProgressBar, Timer, TQDMProgressBar
 
     from darkaction.training.precise_bn import PreciseBN
     from darkaction.training.profile import FitShares, build_profiler
@@ -275,6 +275,7 @@ def build_trainer(cfg, run_dir: Path, has_val: bool, callbacks: list | None = No
             PreciseBN(t.precise_bn),
             *checkpoint_callbacks(run_dir / "checkpoints", monitor, mode),
             LearningRateMonitor(logging_interval="epoch"),
+            Timer(verbose=False),  # no limit: its elapsed time is saved in checkpoints, so a resumed run adds up
             # in a log file (no terminal) one progress line per epoch instead of one per step (Lightning's bar
             # writes to stdout)
             *([TQDMProgressBar(refresh_rate=10_000)] if t.progress and not sys.stdout.isatty() and not own_bar else []),
@@ -289,9 +290,12 @@ def build_trainer(cfg, run_dir: Path, has_val: bool, callbacks: list | None = No
 
 
 def fit(trainer, lit, dm, run_dir: Path, resume: bool) -> None:
-    """trainer.fit (from last.ckpt when resuming), then the run's metrics.csv made whole again and its report."""
+    """trainer.fit (from last.ckpt when resuming), then the run's metrics.csv made whole again, its training time
+    (`fit.json`) and its report."""
     last = run_dir / "checkpoints" / "last.ckpt"
-    start_epoch = int(load_checkpoint(last).get("epoch", 0)) + 1 if resume else 0
+    ckpt = load_checkpoint(last) if resume else {}
+    start_epoch = int(ckpt.get("epoch", 0)) + 1 if resume else 0
+    timed = not resume or any(k.startswith("Timer") for k in ckpt.get("callbacks", {}))
     old_rows = _read_csv_rows(run_dir / "metrics.csv") if resume else []
     with warnings.catch_warnings():
         # expected on a 2-core machine / with our own per-epoch loaders; Lightning's advice does not apply
@@ -302,7 +306,25 @@ def fit(trainer, lit, dm, run_dir: Path, resume: bool) -> None:
     if trainer.global_rank == 0:
         if resume:
             _merge_metrics(run_dir / "metrics.csv", old_rows, start_epoch)
+        write_fit_record(run_dir, trainer, timed)
         _finish_report(run_dir)
+
+
+def write_fit_record(run_dir: Path, trainer, timed: bool) -> None:
+    """`<run>/fit.json`: `train_seconds`, the wall time of the training loop summed over every resumed part (the time
+    between a run's last checkpoint and its interruption is lost with the interruption); None when the run resumed
+    from a checkpoint written before runs were timed."""
+    from lightning.pytorch.callbacks import Timer
+
+    timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
+    seconds = round(timer.time_elapsed("train"), 1) if timer is not None and timed else None
+    write_json(run_dir / "fit.json", {"train_seconds": seconds, "epochs": trainer.current_epoch})
+
+
+def train_seconds(run_dir: Path) -> float | None:
+    """A finished run's training time from its `fit.json` (None when unknown)."""
+    record = Path(run_dir) / "fit.json"
+    return read_json(record).get("train_seconds") if record.is_file() else None
 
 
 def checkpoint_callbacks(ckpt_dir: Path, monitor: str, mode: str) -> list:
