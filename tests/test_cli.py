@@ -40,3 +40,20 @@ def test_console_script_entry_point_runs():
 
 def test_parser_builds():
     assert build_parser().prog == "darkaction"
+
+
+@pytest.mark.parametrize(
+    ("record", "said"), [({"train_seconds": 90.0}, "trained in 1.5 min"), ({"train_seconds": None}, "")]
+)
+def test_train_says_how_long_the_run_trained_when_it_is_known(record, said, capsys, tmp_path, monkeypatch):
+    import darkaction.training.run as run_mod
+    from darkaction.utils import write_json
+
+    def fake_train(cfg, resume=False):
+        write_json(tmp_path / "fit.json", {**record, "epochs": 1})
+        return tmp_path
+
+    monkeypatch.setattr(run_mod, "train", fake_train)
+    assert main(["train", "--config", "configs/demo.yaml"]) == 0
+    out = capsys.readouterr().out
+    assert f"run written to {tmp_path}" in out and (said in out if said else "trained in" not in out)

@@ -289,10 +289,12 @@ def _add_train(sub) -> None:
 
 def _run_train(args: argparse.Namespace) -> int:
     cfg = _load(args, {"train.devices": args.devices or None, "train.num_nodes": args.num_nodes or None})
-    from darkaction.training.run import train
+    from darkaction.training.run import train, train_seconds
 
     run_dir = train(cfg, resume=args.resume)
-    print(f"run written to {run_dir} (checkpoints/best.ckpt, metrics.csv, report.md)")
+    seconds = train_seconds(run_dir)
+    took = f"; trained in {seconds / 60:.1f} min" if seconds is not None else ""
+    print(f"run written to {run_dir} (checkpoints/best.ckpt, metrics.csv, report.md{took})")
     return 0
 
 
