@@ -121,6 +121,22 @@ def test_one_checkpoint_file_is_enough(run, clip, tmp_path):
         assert got["probs"][c] == pytest.approx(p, abs=1e-6)
 
 
+def test_denormal_weights_in_a_checkpoint_are_flushed_when_loaded_for_inference(run, tmp_path):
+    from darkaction.inference import Recognizer
+    from darkaction.training.run import load_checkpoint
+
+    ckpt = load_checkpoint(run / "checkpoints" / "last.ckpt")
+    name = next(k for k, v in ckpt["state_dict"].items() if k.startswith("model.") and v.dim() > 1)
+    planted = ckpt["state_dict"][name].view(-1)
+    planted[:3] = torch.tensor([1e-40, -3e-39, 2e-45])  # denormal float32 values
+    keep = planted[3:].clone()
+    path = tmp_path / "denormal.ckpt"
+    torch.save(ckpt, path)
+    model = Recognizer.from_run(path, enhancer=False, precision="fp32").model
+    w = model.state_dict()[name.removeprefix("model.")].reshape(-1)
+    assert torch.equal(w[:3], torch.zeros(3)) and torch.equal(w[3:], keep)  # only the denormals changed
+
+
 def test_windows_cover_the_video_with_bounded_frames(run, clip):
     from darkaction.inference import Recognizer
 

@@ -141,7 +141,7 @@ class Recognizer:
         from darkaction.models.build import build_model
         from darkaction.training.precise_bn import pending
         from darkaction.training.run import load_checkpoint
-        from darkaction.utils import resolve_device
+        from darkaction.utils import flush_denormals, resolve_device
 
         run_dir, ckpt_path = resolve_run(run)
         ckpt = load_checkpoint(ckpt_path)
@@ -165,6 +165,9 @@ class Recognizer:
         cfg.model.pretrained = ""
         device = device or resolve_device(cfg.device)
         state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
+        # trained weights can decay into denormals, which slow fp32 convolution tens of times on some CPUs; only
+        # here, at inference: a resumed training run keeps its weights bit for bit
+        flush_denormals(state)
         if cfg.model.se:
             # runs from before `se_kind` existed used channel SE (Conv3d gates); their configs do not say so
             gates = [v for k, v in state.items() if k.endswith("se.fc1.weight")]
