@@ -152,8 +152,9 @@ class FrameCache:
             return f"{arr.shape[0]} frames stored, metadata says {m.get('n_frames')}"
         return ""
 
-    def is_current(self, video_id: str, signature: dict[str, int]) -> bool:
-        """True when the entry exists and was made from a source with this size and mtime."""
+    def is_current(self, video_id: str, signature: dict) -> bool:
+        """True when the entry exists and its metadata holds every item of `signature` (the source's size and mtime;
+        a dark copy's camera)."""
         if video_id not in self:
             return False
         m = self.meta(video_id)

@@ -60,20 +60,26 @@ def _extract(job: tuple[str, str, str, dict, dict]) -> tuple[str, int, list[str]
         return video_id, 0, [], str(e).removeprefix(f"{path}: ")
     except Exception as e:  # anything else from a broken file must not stop the job
         return video_id, 0, [], f"{type(e).__name__}: {e}"
+    stats = {k: info[k] for k in ("channel_mean", "channel_sqmean", "warnings")}
+    _put(root, video_id, frames, path, info, round(info["mean_brightness"], 4), signature, settings, stats)
+    return video_id, int(frames.shape[0]), info["warnings"], ""
+
+
+def _put(root, cache_id: str, frames, path: str, info: dict, brightness: float, signature: dict, settings: dict,
+         extra: dict | None = None) -> None:  # fmt: skip
+    """Store one cache entry with the metadata every entry carries: the source and its size, its signature (what
+    makes the entry current), the resize settings."""
     meta = {
         "fps": info["fps"],
         "src_height": info["src_height"],
         "src_width": info["src_width"],
-        "mean_brightness": round(info["mean_brightness"], 4),
-        "channel_mean": info["channel_mean"],
-        "channel_sqmean": info["channel_sqmean"],
-        "warnings": info["warnings"],
+        "mean_brightness": brightness,
+        **(extra or {}),
         "source": path,
         **signature,
         **{k: v for k, v in settings.items() if k != "format"},
     }
-    FrameCache(root).put(video_id, frames, meta)
-    return video_id, int(frames.shape[0]), info["warnings"], ""
+    FrameCache(root).put(cache_id, frames, meta)
 
 
 def _extract_dark(job: tuple[str, str, str, dict, dict]) -> tuple[str, int, list[str], str]:
@@ -96,16 +102,7 @@ def _extract_dark(job: tuple[str, str, str, dict, dict]) -> tuple[str, int, list
         return copy_id, 0, [], str(e).removeprefix(f"{path}: ")
     except Exception as e:
         return copy_id, 0, [], f"{type(e).__name__}: {e}"
-    meta = {
-        "fps": info["fps"],
-        "src_height": info["src_height"],
-        "src_width": info["src_width"],
-        "mean_brightness": round(float(out.mean()), 4),
-        "source": path,
-        **signature,
-        **{k: v for k, v in settings.items() if k != "format"},
-    }
-    FrameCache(root).put(copy_id, out, meta)
+    _put(root, copy_id, out, path, info, round(float(out.mean()), 4), signature, settings)
     return copy_id, len(out), [], ""
 
 

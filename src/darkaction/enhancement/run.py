@@ -143,7 +143,7 @@ def training_cache(cfg: Config, dark_copies: bool = True):
     index, raw = open_prepared(cfg)
     entries = [(vid, darkening) for vid, _, darkening in cache_entries(cfg, index) if dark_copies or not darkening]
     # dark copies (augment.darken) that prepare has not made, or made with other settings than this config's
-    stale = [vid for vid, d in entries if d and (vid not in raw or raw.meta(vid).get("darken") != d)]
+    stale = [vid for vid, d in entries if d and not raw.is_current(vid, {"darken": d})]
     if stale:
         raise DataError(
             f"{raw.root}: {len(stale)} dark copies of training videos missing or made with other augment.darken "
