@@ -227,3 +227,64 @@ def test_length_mix_samples_some_training_clips_at_other_lengths_rates(data):
     cfg.augment.length_mix = 1.5
     with pytest.raises(DataError, match="length_mix"):
         ClipDataset(records, cache, cfg, train=True)
+
+
+# ---------------------------------------------------------------------------------------------- sampling.slot
+
+
+def _ramp(n):
+    v = np.empty((n, 2, 2, 3), np.uint8)
+    v[:] = (2 * np.arange(n))[:, None, None, None]  # frame t holds 2t: slot means stay integers
+    return v
+
+
+def test_read_slots_frame_is_indexing_and_span_averages_up_to_the_next_slot():
+    from darkaction.data.dataset import read_slots
+
+    v = _ramp(16)
+    idx = np.array([0, 4, 8, 12])
+    np.testing.assert_array_equal(read_slots(v, idx, "frame"), v[idx])
+    # spans 0-3, 4-7, 8-11 and the last as long as the gap before it: 12-15
+    assert read_slots(v, idx, "span")[:, 0, 0, 0].tolist() == [3, 11, 19, 27]
+    # blanks keep frame 0 (the transform blanks them); the last span stops at the video's end
+    got = read_slots(_ramp(12), np.array([-1, -1, 0, 5, 10]), "span")[:, 0, 0, 0]
+    assert got.tolist() == [0, 0, 4, 14, 21]  # means of 0-4, 5-9, 10-11, doubled
+    # a rate below one repeats indices: each slot is its own frame, as with slot=frame
+    rep = np.array([0, 0, 1, 1, 2, 2])
+    np.testing.assert_array_equal(read_slots(_ramp(3), rep, "span"), _ramp(3)[rep])
+    with pytest.raises(ConfigError, match="sampling.slot"):
+        read_slots(v, idx, "blur")
+
+
+def test_span_slots_in_training_evaluation_and_the_recognizer(data):
+    records, cache = data
+    frame_cfg, span_cfg = _cfg(strategy="delta"), _cfg(strategy="delta", slot="span")
+    for cfg in (frame_cfg, span_cfg):
+        cfg.augment.rotation = cfg.augment.translation = 0.0
+    # evaluation: 90 frames at T=16 are sampled every few frames, so every span slot is a mean of several frames
+    a = ClipDataset(records, cache, frame_cfg, train=False, views=2)[2]["clip"]
+    b = ClipDataset(records, cache, span_cfg, train=False, views=2)[2]["clip"]
+    fa, fb = _frame_ids(a[0]), _frame_ids(b[0])
+    assert np.all(fb >= fa) and np.any(fb > fa)  # means of frames at or after each sampled one
+    assert np.all(fb[:-1] <= fa[1:])  # and before the next
+    torch.manual_seed(0)
+    t = ClipDataset(records, cache, span_cfg, train=True)[2]["clip"]
+    torch.manual_seed(0)
+    u = ClipDataset(records, cache, frame_cfg, train=True)[2]["clip"]
+    assert not torch.equal(t, u)
+    # the Recognizer's views are evaluation's
+    from darkaction.data.dataset import test_views
+    from darkaction.data.sampling import sampler_params
+    from darkaction.data.transforms import ClipTransform
+
+    params = sampler_params(span_cfg.sampling, None, None)
+    tf = ClipTransform(span_cfg.augment, train=False, blank=span_cfg.sampling.blank)
+    views = test_views(cache.frames("v2"), 16, 2, (0, 0, 2), "delta", params, tf, slot="span")
+    assert torch.equal(views, b)
+
+
+def test_span_slots_refuse_optical_flow(data):
+    records, cache = data
+    flow = MemCache({k: np.zeros((len(v), H, W, 2), np.uint8) for k, v in cache.videos.items()})
+    with pytest.raises(ConfigError, match="slot=frame"):
+        ClipDataset(records, cache, _cfg(strategy="delta", slot="span"), train=True, flow_cache=flow)

@@ -206,6 +206,11 @@ class SamplingConfig:
     # black: blank frames are black before normalisation (the paper) | zero: zero after it | hold: each blank shows the
     # nearest sampled frame, still (the person before / after the action rather than a black screen; not in the paper)
     blank: BlankMode = "black"
+    # frame: each slot is the frame at its sampled index (the paper) | span: the mean of the frames from its index up
+    # to the next slot's (the last: as long as the gap before it), as a longer exposure would record them; not in the
+    # paper: at large strides (T=16 over 225 frames: 14) single frames alias a gait, and averaging also lowers the
+    # frame-to-frame noise of dark clips. Training, evaluation and the Recognizer alike; not with optical flow
+    slot: Literal["frame", "span"] = "frame"
 
 
 @dataclass

@@ -264,23 +264,11 @@ def plan(cfg: SynthConfig) -> list[dict]:
 # ---------------------------------------------------------------------------------------------- rendering
 
 
-def render_clip(cfg: SynthConfig, clip: dict, noise: bool = True) -> tuple[np.ndarray, dict]:
-    """Frames of one planned clip: uint8 (T, H, W, 3) RGB and extra metadata (brightness, gain, body).
-
-    `noise=False` gives the clean exposure (same gain, no shot/read noise), for tests of the motion."""
+def _clip_scene(cfg: SynthConfig, clip: dict):
+    """What one planned clip is made of: (noise stream, body, background albedo, per-frame albedo, scene)."""
     import cv2
 
-    from darkaction.data.synth_render import (
-        body_dict,
-        build_scene,
-        calibrate_gain,
-        draw_chair,
-        expose,
-        pose_sequence,
-        radiance,
-        random_body,
-        render_albedo,
-    )
+    from darkaction.data.synth_render import build_scene, draw_chair, pose_sequence, random_body, render_albedo
 
     cv2.setNumThreads(1)
     cls, n = clip["class"], clip["n_frames"]
@@ -300,12 +288,34 @@ def render_clip(cfg: SynthConfig, clip: dict, noise: bool = True) -> tuple[np.nd
     for i in range(n):
         albedo[i] = background
         render_albedo(albedo[i], scene, body, poses.joints[i], float(poses.yaw[i]))
+    return rng, body, background, albedo, scene
+
+
+def render_clip(cfg: SynthConfig, clip: dict, noise: bool = True) -> tuple[np.ndarray, dict]:
+    """Frames of one planned clip: uint8 (T, H, W, 3) RGB and extra metadata (brightness, gain, body).
+
+    `noise=False` gives the clean exposure (same gain, no shot/read noise), for tests of the motion."""
+    from darkaction.data.synth_render import body_dict, calibrate_gain, expose, radiance
+
+    rng, body, _, albedo, scene = _clip_scene(cfg, clip)
     gain = calibrate_gain(radiance(albedo[0], scene), clip["target_brightness"], cfg.noise, rng)
     frames = np.empty_like(albedo)
-    for i in range(n):
+    for i in range(len(albedo)):
         frames[i] = expose(radiance(albedo[i], scene), gain, cfg.noise if noise else 0.0, rng)
     extra = {"brightness": round(float(frames.mean()), 3), "gain": round(gain, 6), "body": body_dict(body)}
     return frames, extra
+
+
+def clean_layers(cfg: SynthConfig, clip: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The clip as `render_clip` exposes it (same gain) but without noise: (with the person, the empty scene),
+    both uint8 (T, H, W, 3). Their difference is the person's signal before the camera's noise and the codec."""
+    from darkaction.data.synth_render import calibrate_gain, expose, radiance
+
+    rng, _, background, albedo, scene = _clip_scene(cfg, clip)
+    gain = calibrate_gain(radiance(albedo[0], scene), clip["target_brightness"], cfg.noise, rng)
+    empty = expose(radiance(background, scene), gain, 0.0, None)
+    person = np.stack([expose(radiance(a, scene), gain, 0.0, None) for a in albedo])
+    return person, np.broadcast_to(empty, person.shape)
 
 
 def encode_mp4(frames: np.ndarray, fps: int, crf: int) -> bytes:

@@ -215,8 +215,9 @@ class Recognizer:
             flow = encode_flow(farneback_flow(frames))
         seed = (int(self.cfg.sampling.view_seed), self.seed, int(position))
         return test_views(
-            frames, self.T, views, seed, self.strategy, self.params, self.transform, flow, with_rates=with_rates
-        )
+            frames, self.T, views, seed, self.strategy, self.params, self.transform, flow, with_rates=with_rates,
+            slot=self.cfg.sampling.slot,
+        )  # fmt: skip
 
     def _view_probs(self, frames: np.ndarray, views: int, position: int = 0) -> torch.Tensor:
         """Cache frames -> the per-view softmax (1,V,K) of one video."""
