@@ -160,6 +160,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default="configs/cpu.yaml")
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--first-seed", type=int, default=0,
+                    help="seeds first-seed .. first-seed + seeds - 1 (two invocations side by side, one thread each, "
+                         "can train different seeds into one --out; score them together afterwards)")  # fmt: skip
     ap.add_argument("--heads", default="bert,tgap")
     ap.add_argument("--out", default="runs/miniature")
     ap.add_argument("--boot", type=int, default=5000)
@@ -180,7 +183,8 @@ def main() -> None:
     if not args.no_train:  # --no-train scores runs that exist: their data are there (a transfer builds its own)
         build_data(load_config(args.config, args.overrides))
     heads = args.heads.split(",")
-    pairs = [(h, s) for s in range(args.seeds) for h in heads]
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    pairs = [(h, s) for s in seeds for h in heads]
     runs = [run_one(args.overrides, args.config, h, s, out, not args.no_train, args.transfer) for h, s in pairs]
     if args.transfer:
         args.overrides = [*args.overrides, "transfer:", *args.transfer]
@@ -210,7 +214,7 @@ def main() -> None:
         dark += f" (of {rs[0].get('nearly_black_n', 0)})"
         lines.append(f"| {h} | {per} | {100 * mean:.1f} ({100 * lo:.1f}-{100 * hi:.1f}) | {sst} | {dark} | {secs} |")
     n, g = runs[0]["n"], len(set(groups))
-    lines += ["", f"{n} test videos of {g} recording groups, {args.seeds} seeds (0..{args.seeds - 1}); "
+    lines += ["", f"{n} test videos of {g} recording groups, {args.seeds} seeds ({seeds[0]}..{seeds[-1]}); "
               f"intervals: bootstrap over seeds and whole test groups (3 seeds make the seed part coarse; {g} groups "
               f"allow {2**g} sign patterns, so p >= 1/{2 ** (g - 1)}). Nearly black: source videos of mean 8-bit level "
               "below 8."]  # fmt: skip
