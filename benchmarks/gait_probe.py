@@ -4,9 +4,10 @@
 
 A probe on a synthetic test split (it needs the dataset's metadata.json to render clips again). The test walks and
 runs whose person is clearly visible (r >= --min-r, darkaction/data/visibility.py) are rendered again in two
-versions each: as they are (the control), and travelling at the other class's speed (a walk's speed times
-SPEED_RATIO, a run's divided by it: the two classes' speed ranges mapped onto each other), with the same length,
-person, gait, pose, scene, exposure, noise and codec. Where the faster figure would leave the picture, its action
+versions each: as they are (the control), travelling at the other class's speed (a walk's speed times
+SPEED_RATIO, a run's divided by it: the two classes' speed ranges mapped onto each other), and with the stride
+rate (cadence) scaled too (the whole motion played faster or slower: stride length and pose kept), with the same
+length, person, pose, scene, exposure, noise and codec. Where the faster figure would leave the picture, its action
 ends earlier, as `synthetic.plan_clip` limits it. Each RUN (a run directory) classifies every version with its own
 test views (`Recognizer.predict`); the table gives, per class and version, how often each is called walk and run.
 A model that reads the gait keeps its answer when only the travel speed changes; one that reads the speed follows
@@ -32,16 +33,20 @@ SPEED_RATIO = 1.7 / 0.65
 LONG = 120  # frames: the test walks longer than any training walk (54-104 on arid)
 
 
-def swapped_speed(cfg: SynthConfig, clip: dict) -> dict:
-    """The planned clip travelling at the other class's speed; the action shortened where it would leave the frame."""
+def swapped_speed(cfg: SynthConfig, clip: dict, cadence: bool = False) -> dict:
+    """The planned clip travelling at the other class's speed (with `cadence`, striding that much faster or slower
+    too); the action shortened where the figure would leave the frame."""
     factor = SPEED_RATIO if clip["class"] == "Walk" else 1.0 / SPEED_RATIO
     motion = {**clip["motion"], "speed": clip["motion"]["speed"] * factor}
+    if cadence:
+        motion["cadence"] = clip["motion"]["cadence"] * factor
     figure = _scene_params(cfg, clip["group"])["figure_frac"]
     span = (cfg.width / (figure * cfg.height)) * 0.78  # as plan_clip: the width left between the margins
     travel = motion["speed"] * abs(math.sin(motion["yaw"]))
     start, end = clip["action_start"], clip["action_end"]
     end = min(end, start + max(int(span / travel * cfg.fps / 0.85), 10))
-    return {**clip, "motion": motion, "action_end": end, "video": clip["video"].replace(".mp4", "_speed.mp4")}
+    suffix = "_speed_cadence.mp4" if cadence else "_speed.mp4"
+    return {**clip, "motion": motion, "action_end": end, "video": clip["video"].replace(".mp4", suffix)}
 
 
 def probe_videos(root: Path, min_r: float) -> list[tuple[dict, str, Path]]:
@@ -54,12 +59,13 @@ def probe_videos(root: Path, min_r: float) -> list[tuple[dict, str, Path]]:
         if clip["split"] != "test" or clip["class"] not in ("Walk", "Run") or table[_video_id(clip)]["r"] < min_r:
             continue
         out.append((clip, "as rendered", root / "videos" / clip["video"]))
-        fast = swapped_speed(cfg, clip)
-        path = root / "probe_gait" / fast["video"]
-        if not path.is_file():
-            frames, _ = render_clip(cfg, fast)
-            atomic_write_bytes(path, encode_mp4(frames, cfg.fps, cfg.crf))
-        out.append((clip, "other class's speed", path))
+        for cadence, version in ((False, "other class's speed"), (True, "other class's speed and cadence")):
+            changed = swapped_speed(cfg, clip, cadence)
+            path = root / "probe_gait" / changed["video"]
+            if not path.is_file():
+                frames, _ = render_clip(cfg, changed)
+                atomic_write_bytes(path, encode_mp4(frames, cfg.fps, cfg.crf))
+            out.append((clip, version, path))
     return out
 
 

@@ -35,6 +35,10 @@ def test_walks_speed_up_and_runs_slow_down_by_the_class_ratio_with_the_rest_kept
             assert np.isclose(new["motion"]["speed"], clip["motion"]["speed"] * factor)
             others = {key: v for key, v in new["motion"].items() if key != "speed"}
             assert others == {key: v for key, v in clip["motion"].items() if key != "speed"}
+            both = probe.swapped_speed(ARID, clip, cadence=True)
+            assert np.isclose(both["motion"]["cadence"], clip["motion"]["cadence"] * factor)
+            assert both["motion"]["speed"] == new["motion"]["speed"] and both["action_end"] == new["action_end"]
+            assert both["video"].endswith("_speed_cadence.mp4")
             for key in ("n_frames", "action_start", "target_brightness", "group", "k", "class"):
                 assert new[key] == clip[key]
             assert new["action_end"] <= clip["action_end"]
