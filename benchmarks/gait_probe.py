@@ -17,14 +17,19 @@ it. The probe's videos are kept in `<data>/probe_gait/` and reused.
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 
 import numpy as np
 
 from darkaction.config import SynthConfig
-from darkaction.data.synthetic import _scene_params, encode_mp4, render_clip
-from darkaction.data.visibility import _video_id, dataset_visibility
+from darkaction.data.synthetic import (
+    MIN_ACTION_FRAMES,
+    encode_mp4,
+    max_travel_frames,
+    render_clip,
+    scene_params,
+)
+from darkaction.data.visibility import clip_video_id, dataset_visibility
 from darkaction.inference import Recognizer
 from darkaction.utils import atomic_write_bytes, atomic_write_text, read_json
 
@@ -40,13 +45,14 @@ def swapped_speed(cfg: SynthConfig, clip: dict, cadence: bool = False) -> dict:
     motion = {**clip["motion"], "speed": clip["motion"]["speed"] * factor}
     if cadence:
         motion["cadence"] = clip["motion"]["cadence"] * factor
-    figure = _scene_params(cfg, clip["group"])["figure_frac"]
-    span = (cfg.width / (figure * cfg.height)) * 0.78  # as plan_clip: the width left between the margins
-    travel = motion["speed"] * abs(math.sin(motion["yaw"]))
-    start, end = clip["action_start"], clip["action_end"]
-    end = min(end, start + max(int(span / travel * cfg.fps / 0.85), 10))
+    limit = max_travel_frames(cfg, scene_params(cfg, clip["group"])["figure_frac"], motion)  # as plan_clip limits it
+    end = min(clip["action_end"], clip["action_start"] + max(limit, MIN_ACTION_FRAMES))
     suffix = "_speed_cadence.mp4" if cadence else "_speed.mp4"
     return {**clip, "motion": motion, "action_end": end, "video": clip["video"].replace(".mp4", suffix)}
+
+
+def _length(clip: dict) -> str:
+    return "long" if clip["n_frames"] > LONG else "short"
 
 
 def probe_videos(root: Path, min_r: float) -> list[tuple[dict, str, Path]]:
@@ -56,7 +62,7 @@ def probe_videos(root: Path, min_r: float) -> list[tuple[dict, str, Path]]:
     table = dataset_visibility(root, "test", (96, 96))
     out = []
     for clip in meta["clips"]:
-        if clip["split"] != "test" or clip["class"] not in ("Walk", "Run") or table[_video_id(clip)]["r"] < min_r:
+        if clip["split"] != "test" or clip["class"] not in ("Walk", "Run") or table[clip_video_id(clip)]["r"] < min_r:
             continue
         out.append((clip, "as rendered", root / "videos" / clip["video"]))
         for cadence, version in ((False, "other class's speed"), (True, "other class's speed and cadence")):
@@ -79,14 +85,14 @@ def main() -> None:
     videos = probe_videos(Path(args.data), args.min_r)
     if not videos:
         raise SystemExit(f"{args.data}: no test walk or run with r >= {args.min_r}")
-    keys = sorted({(c["class"], v, "long" if c["n_frames"] > LONG else "short") for c, v, _ in videos})
+    keys = sorted({(c["class"], v, _length(c)) for c, v, _ in videos})
     counts = {k: np.zeros((len(args.runs), 3), int) for k in keys}  # walk, run, other
     for i, run in enumerate(args.runs):
         rec = Recognizer.from_run(run)
         for clip, version, path in videos:
             label = rec.predict(str(path), views=int(rec.cfg.eval.views))["label"].lower()
-            key = (clip["class"], version, "long" if clip["n_frames"] > LONG else "short")
-            counts[key][i, 0 if label == "walk" else 1 if label == "run" else 2] += 1
+            column = 0 if label == "walk" else 1 if label == "run" else 2
+            counts[(clip["class"], version, _length(clip))][i, column] += 1
         print(f"{run}: done", flush=True)
     lines = [
         f"Visible test walks and runs of {args.data} (r >= {args.min_r}), {len(args.runs)} run(s): "

@@ -10,7 +10,7 @@ import pytest
 from darkaction.cli import main
 from darkaction.config import SYNTH_PROFILES, load_config
 from darkaction.data.synth_render import PRETRAIN_ACTIONS, J, pose_sequence, random_body
-from darkaction.data.synthetic import _scene_params, draw_motion, plan
+from darkaction.data.synthetic import draw_motion, plan, scene_params
 
 
 def _profile(name: str, *extra: str):
@@ -34,7 +34,7 @@ def test_arid_profile_has_the_structure_of_arid():
     test_len = {k: np.mean([c["n_frames"] for c in test if c["class"] == k]) for k in cfg.classes}
     assert max(test_len.values()) < 1.6 * min(test_len.values())
     # people 35-70 % of the frame height, one distance per recording group
-    fracs = [_scene_params(cfg, g)["figure_frac"] for g in range(1, 22)]
+    fracs = [scene_params(cfg, g)["figure_frac"] for g in range(1, 22)]
     assert min(fracs) >= 0.35 and max(fracs) <= 0.7 and max(fracs) - min(fracs) > 0.15
     # brightness mostly 4.5-55 / 255, a fifth nearly black (4.5-7 / 255: still a faint trace of the person)
     target = np.array([c["target_brightness"] for c in clips])

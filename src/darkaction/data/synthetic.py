@@ -186,7 +186,7 @@ def _draw_pretrain_motion(rng: np.random.Generator, cls: str, direction: float) 
     return m
 
 
-def _scene_params(cfg: SynthConfig, group: int) -> dict:
+def scene_params(cfg: SynthConfig, group: int) -> dict:
     """The group's scene parameters, with the figure's size scaled by `cfg.figure_scale`."""
     from darkaction.data.synth_render import draw_scene_params
 
@@ -199,19 +199,29 @@ def _scene_params(cfg: SynthConfig, group: int) -> dict:
     return params
 
 
+def walk_span(cfg: SynthConfig, figure_frac: float) -> float:
+    """Figure heights a walk or run may cross: the picture's width between its margins."""
+    return (cfg.width / (figure_frac * cfg.height)) * 0.78
+
+
+def max_travel_frames(cfg: SynthConfig, figure_frac: float, motion: dict) -> int:
+    """The most action frames a walk or run at this speed and heading takes before the figure would leave the
+    picture (eased in and out, the action covers about 0.85 of its full-speed distance)."""
+    travel = motion["speed"] * abs(math.sin(motion["yaw"]))
+    return int(walk_span(cfg, figure_frac) / travel * cfg.fps / 0.85)
+
+
 def plan_clip(cfg: SynthConfig, cls: str, group: int, k: int, split: str) -> dict:
     """Everything that decides one clip, drawn from its own generator: length, action window, motion, brightness."""
     rng = clip_rng(cfg.seed, cls, group, k)
     n = clip_length(rng, cls, split, cfg)
     motion = draw_motion(rng, cls)
-    gparams = _scene_params(cfg, group)
+    gparams = scene_params(cfg, group)
     n_act = int(round(n * rng.uniform(*cfg.action_fraction)))
     if cls in ("Walk", "Run"):
         # the figure must stay in the picture: limit the travel to the width left between the margins
-        span = (cfg.width / (gparams["figure_frac"] * cfg.height)) * 0.78
-        travel = motion["speed"] * abs(math.sin(motion["yaw"]))
-        n_act = min(n_act, int(span / travel * cfg.fps / 0.85))
-        motion["x0"] = -motion["direction"] * span / 2
+        n_act = min(n_act, max_travel_frames(cfg, gparams["figure_frac"], motion))
+        motion["x0"] = -motion["direction"] * walk_span(cfg, gparams["figure_frac"]) / 2
     elif cls in ("Sit", "Stand"):
         motion["x0"] = float(rng.uniform(-0.15, 0.15))
     elif cls == "Sidestep":
@@ -274,7 +284,7 @@ def _clip_scene(cfg: SynthConfig, clip: dict):
     cls, n = clip["class"], clip["n_frames"]
     # noise: the clip's own stream, apart from plan_clip's draws
     rng = np.random.default_rng([cfg.seed, 4, CLASS_IDS[cls], clip["group"], clip["k"]])
-    gparams = _scene_params(cfg, clip["group"])
+    gparams = scene_params(cfg, clip["group"])
     body = random_body(group_rng(cfg.seed, clip["group"], GROUP_BODY))
     # camera and lamp jitter belong to the repetition (group, k), as if each take were set up anew
     jitter = np.random.default_rng([cfg.seed, 3, clip["group"], clip["k"]])

@@ -71,7 +71,7 @@ def person_visibility(
     return {"r": round(r, 4), "contrast": round(float(np.abs(s).mean()), 4), "noise": round(noise, 4)}
 
 
-def _video_id(clip: dict) -> str:
+def clip_video_id(clip: dict) -> str:
     """The index's id of a synthetic clip ("Run/Run_1_1.mp4" -> "Run__Run_1_1"), as `prepare` names it."""
     return clip["video"][: -len(".mp4")].replace("/", "__")
 
@@ -105,6 +105,6 @@ def dataset_visibility(
         if not video.is_file():
             raise DataError(f"{video}: missing; run darkaction synth again for {root}")
         v = person_visibility(cfg, clip, video, size)
-        table[_video_id(clip)] = {**v, "brightness": clip.get("brightness")}
+        table[clip_video_id(clip)] = {**v, "brightness": clip.get("brightness")}
     write_json(cache, {**stamp, "clips": table})
     return table
