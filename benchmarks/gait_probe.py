@@ -24,6 +24,7 @@ import numpy as np
 from darkaction.config import SynthConfig
 from darkaction.data.synthetic import (
     MIN_ACTION_FRAMES,
+    SPEED,
     encode_mp4,
     max_travel_frames,
     render_clip,
@@ -33,8 +34,8 @@ from darkaction.data.visibility import clip_video_id, dataset_visibility
 from darkaction.inference import Recognizer
 from darkaction.utils import atomic_write_bytes, atomic_write_text, read_json
 
-# synthetic.draw_motion: walks travel 0.55-0.75 figure heights a second, runs 1.5-1.9; 1.7 / 0.65 maps the middles
-SPEED_RATIO = 1.7 / 0.65
+# the middle of a run's travel speed over a walk's (synthetic.SPEED: 1.5-1.9 and 0.55-0.75 figure heights a second)
+SPEED_RATIO = sum(SPEED["Run"]) / sum(SPEED["Walk"])
 LONG = 120  # frames: the test walks longer than any training walk (54-104 on arid)
 
 

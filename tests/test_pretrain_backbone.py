@@ -110,9 +110,17 @@ def test_pretrain_command_reproduces_a_small_backbone(tmp_path: Path, caplog):
     again = pretrain(_tiny_pretrain_config(tmp_path, "a"), out=tmp_path / "a2.pth")
     assert read_json(again.with_suffix(".json"))["sha256"] == ra["sha256"]
     assert "train (done)" in caplog.text
+    assert ra["continued_from"] is None
+    # continued pretraining: starts from a's backbone (recorded with its hash) and trains it further
+    cont = _tiny_pretrain_config(tmp_path, "d")
+    cont.model.pretrained = str(a)
+    d = pretrain(cont, out=tmp_path / "d.pth")
+    rd = read_json(d.with_suffix(".json"))
+    assert rd["continued_from"] == {"path": str(a), "sha256": ra["sha256"]}
+    assert rd["sha256"] != ra["sha256"]  # from scratch it would equal a's, as b's does
 
 
-def test_pretrain_refuses_a_non_tgap_or_already_pretrained_config(tmp_path: Path):
+def test_pretrain_refuses_a_non_tgap_or_warm_up_config(tmp_path: Path):
     from darkaction.errors import ConfigError
     from darkaction.pretraining import pretrain
 
@@ -121,8 +129,8 @@ def test_pretrain_refuses_a_non_tgap_or_already_pretrained_config(tmp_path: Path
     with pytest.raises(ConfigError, match="TGAP head"):
         pretrain(cfg)
     cfg = _tiny_pretrain_config(tmp_path, "y")
-    cfg.model.pretrained = "weights/some.pth"
-    with pytest.raises(ConfigError, match="from scratch"):
+    cfg.train.pretrain_epochs = 2
+    with pytest.raises(ConfigError, match="pretrain_epochs"):
         pretrain(cfg)
 
 

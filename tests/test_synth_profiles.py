@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -114,3 +115,28 @@ def test_profile_table_names_only_real_keys():
     names = {f.name for f in fields(SynthConfig)}
     for profile in SYNTH_PROFILES.values():
         assert set(profile) <= names
+
+
+def test_shared_gait_speed_draws_walks_and_runs_from_one_range_and_changes_nothing_else():
+    from darkaction.data.synthetic import plan_clip
+
+    base = _profile("pretrain", "synth.train_groups=40")
+    shared = dataclasses.replace(base, gait_speed="shared")
+    speeds = {"Walk": [], "Run": []}
+    for cls in ("Walk", "Run", "Jump", "Sit"):
+        for g in range(1, 41):
+            a, b = plan_clip(base, cls, g, 1, "train"), plan_clip(shared, cls, g, 1, "train")
+            if cls in speeds:
+                speeds[cls].append(b["motion"]["speed"])
+                # the body's own gait (leg swing) and everything drawn before and after stay the clip's own
+                assert b["motion"]["swing"] == a["motion"]["swing"] and b["n_frames"] == a["n_frames"]
+                assert b["target_brightness"] == a["target_brightness"]
+            else:
+                assert a == b
+    walk, run = np.array(speeds["Walk"]), np.array(speeds["Run"])
+    assert walk.min() >= 0.55 and run.max() <= 1.9
+    assert walk.max() > 1.5 and run.min() < 0.75  # a fast walk and a slow run exist: speed no longer names the class
+    # the recorded config stays as before the option for the default
+    from darkaction.data.synthetic import _recorded_config
+
+    assert "gait_speed" not in _recorded_config(base) and _recorded_config(shared)["gait_speed"] == "shared"

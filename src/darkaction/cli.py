@@ -304,7 +304,8 @@ def _add_pretrain(sub) -> None:
         help="pretrain a backbone on the synthetic motion corpus (the CPU stand-in for IG65M weights)",
         description="Render the bright 14-motion synthetic corpus (synth.profile: pretrain), train a TGAP model on it "
         "and write its backbone in torchvision's key layout to a .pth file (+ .json with sha256, command and "
-        "config) that model.pretrained loads. configs/pretrain.yaml unless --config; every stage resumes.",
+        "config) that model.pretrained loads. configs/pretrain.yaml unless --config; every stage resumes. With "
+        "model.pretrained set it continues from that backbone (e.g. on a corpus with --set synth.gait_speed=shared).",
     )
     _config_args(p)
     p.add_argument("--out", help="weights file (default weights/<backbone>_w<width>_<name>.pth)")

@@ -101,6 +101,10 @@ class SynthConfig:
     dark_brightness: list[float] = field(default_factory=lambda: [4.5, 7.0])
     action_fraction: list[float] = field(default_factory=lambda: [0.45, 0.75])  # share of the clip the action takes
     length_bias: bool = True  # train clip lengths depend on the class (ARID's confound); test lengths never do
+    # walks' and runs' travel speed and stride rate: class = each class its own range (run fast, walk slow) | shared =
+    # one common range for both, so that only the body tells them apart (leg swing, bent elbows, knees, lean): for a
+    # pretraining corpus whose backbone should read the gait, not how far the figure moves per sampled frame
+    gait_speed: Literal["class", "shared"] = "class"
     preview: bool = False
     workers: int = 2  # processes rendering clips in parallel (1 = in this process); output is identical either way
 
@@ -344,8 +348,9 @@ class TrainConfig:
     # channels-last eager); fp32 alone ran 0.95x eager on an AMD CPU (docs/results.md). State-dict names do not change.
     # Validation and a last smaller batch each compile a graph of their own; precise BN's no-grad passes run eagerly.
     compile: bool | Literal["auto"] = False
-    # the model's 5-D weights and clips in channels_last_3d memory during training: true | false | auto (on where the
-    # step runs bf16 autocast on a CPU). Off by default. Eager, the cpu preset's bf16 step is about as fast either way
+    # the model's 5-D weights and clips in channels_last_3d memory during training: true | false | auto (on for
+    # training on a CPU, bf16 or fp32: the cpu preset's fp32 step ran 1.20x eager contiguous on an AVX2-only CPU,
+    # 1.31x on an AVX-512 one). Off by default. Eager, the cpu preset's bf16 step is about as fast either way
     # (oneDNN's bf16 convolutions run channels-last inside and copy back, channels-last batch norm is 2.3x slower);
     # compiled, channels-last is what makes it fast (docs/results.md, session 15)
     channels_last: bool | Literal["auto"] = False

@@ -7,7 +7,8 @@ large fits a 2-core CPU, so this plays its role at CPU scale: `synth` renders a 
 and 14 motion kinds (`synth.profile: pretrain`), a TGAP classifier is trained on it (`train`), and its backbone is
 written alone, in torchvision's key layout (`stem.*`, `layer1.*` ... `layer4.*`), to a `.pth` file that
 `model.pretrained` loads like any IG65M / torchvision file. A JSON file beside it records the sha256, the command,
-the resolved config and the corpus's test accuracy, so the file can be checked and reproduced.
+the resolved config and the corpus's test accuracy, so the file can be checked and reproduced. With
+`model.pretrained` set, training continues from that backbone (recorded with its sha256 as `continued_from`).
 
 Every stage resumes: the corpus is kept when its metadata matches, the frame cache skips cached videos, training
 resumes from its last checkpoint.
@@ -68,10 +69,11 @@ def _check(cfg) -> None:
             f"pretrain trains an R(2+1)D backbone under a TGAP head; got model.backbone={cfg.model.backbone}, "
             f"model.head={cfg.model.head} (configs/pretrain.yaml is the reference)"
         )
-    from darkaction.models.pretrained import pretrained_file
-
-    if pretrained_file(cfg.model.pretrained) or cfg.train.pretrain_epochs:
-        raise ConfigError("pretrain starts from scratch: leave model.pretrained empty and train.pretrain_epochs at 0")
+    if cfg.train.pretrain_epochs:
+        raise ConfigError(
+            "pretrain trains the backbone itself: leave train.pretrain_epochs at 0 (to continue from an earlier "
+            "backbone, set model.pretrained to its file)"
+        )
 
 
 def pretrain(cfg, out: str | Path | None = None, command: str = "") -> Path:
@@ -99,6 +101,7 @@ def pretrain(cfg, out: str | Path | None = None, command: str = "") -> Path:
         "command": command or f"darkaction pretrain --config <config> --out {out}",
         "run_dir": str(run_dir),
         "corpus": {"root": cfg.data.source.root, "profile": cfg.synth.profile, "seed": cfg.synth.seed},
+        "continued_from": _continued_from(cfg),
         "corpus_test": {k: res[k] for k in ("top1", "mean_class_acc", "n_test_videos") if k in res},
         "seconds": round(time.perf_counter() - start, 1),
         "config": to_dict(cfg),
@@ -107,6 +110,14 @@ def pretrain(cfg, out: str | Path | None = None, command: str = "") -> Path:
     acc = f"; corpus test top-1 {100 * res['top1']:.1f} % ({res['n_test_videos']} videos)" if res else ""
     log.info(f"backbone written to {out} (sha256 {info['sha256'][:16]}..., {info['bytes'] / 1e6:.1f} MB){acc}")
     return out
+
+
+def _continued_from(cfg) -> dict | None:
+    """The backbone this pretraining started from (model.pretrained), with its sha256; None from scratch."""
+    from darkaction.models.pretrained import pretrained_file
+
+    path = pretrained_file(cfg.model.pretrained)
+    return {"path": str(path), "sha256": file_sha256(path)} if path else None
 
 
 def _has_test(cfg) -> bool:

@@ -133,8 +133,19 @@ def clip_length(rng: np.random.Generator, cls: str, split: str, cfg: SynthConfig
     return int(min(max(round(length), cfg.min_frames), cfg.max_frames))
 
 
-def draw_motion(rng: np.random.Generator, cls: str) -> dict:
-    """The action's parameters for one clip (floats, stored in the metadata)."""
+# (walk, run) ranges of stride rate (strides per second) and travel speed (figure heights per second); with
+# `synth.gait_speed: shared` both classes draw from the union, so only the body tells them apart
+CADENCE = {"Walk": (0.85, 1.05), "Run": (1.35, 1.6)}
+SPEED = {"Walk": (0.55, 0.75), "Run": (1.5, 1.9)}
+
+
+def _gait_range(ranges: dict, cls: str, shared: bool) -> tuple[float, float]:
+    return (ranges["Walk"][0], ranges["Run"][1]) if shared else ranges[cls]
+
+
+def draw_motion(rng: np.random.Generator, cls: str, shared_gait: bool = False) -> dict:
+    """The action's parameters for one clip (floats, stored in the metadata). `shared_gait`: walks and runs draw
+    stride rate and travel speed from one common range (`synth.gait_speed: shared`); the draws stay in order."""
     m = {"idle_amp": float(rng.uniform(0.02, 0.08)), "idle_phase": float(rng.uniform(0, 2 * np.pi))}
     direction = float(rng.choice([-1.0, 1.0]))
     if cls in ("Walk", "Run"):
@@ -142,9 +153,9 @@ def draw_motion(rng: np.random.Generator, cls: str) -> dict:
         m.update(
             direction=direction,
             yaw=direction * float(np.deg2rad(rng.uniform(62, 118))),
-            cadence=float(rng.uniform(1.35, 1.6) if run else rng.uniform(0.85, 1.05)),  # strides per second
+            cadence=float(rng.uniform(*_gait_range(CADENCE, cls, shared_gait))),
             swing=float(rng.uniform(0.6, 0.75) if run else rng.uniform(0.32, 0.42)),  # thigh swing, radians
-            speed=float(rng.uniform(1.5, 1.9) if run else rng.uniform(0.55, 0.75)),  # figure heights per second
+            speed=float(rng.uniform(*_gait_range(SPEED, cls, shared_gait))),
             gait_phase=float(rng.uniform(0, 2 * np.pi)),
         )
     elif cls in ("Sit", "Stand"):
@@ -215,7 +226,7 @@ def plan_clip(cfg: SynthConfig, cls: str, group: int, k: int, split: str) -> dic
     """Everything that decides one clip, drawn from its own generator: length, action window, motion, brightness."""
     rng = clip_rng(cfg.seed, cls, group, k)
     n = clip_length(rng, cls, split, cfg)
-    motion = draw_motion(rng, cls)
+    motion = draw_motion(rng, cls, shared_gait=cfg.gait_speed == "shared")
     gparams = scene_params(cfg, group)
     n_act = int(round(n * rng.uniform(*cfg.action_fraction)))
     if cls in ("Walk", "Run"):
@@ -396,7 +407,7 @@ def _recorded_config(cfg: SynthConfig) -> dict:
         d.pop(key)
     defaults = dataclasses.asdict(SynthConfig())
     for key in ("figure_scale", "profile", "test_reps", "figure_height", "dark_fraction", "dark_brightness",
-                "action_fraction", "length_bias"):  # fmt: skip
+                "action_fraction", "length_bias", "gait_speed"):  # fmt: skip
         if d.get(key) == defaults[key]:
             d.pop(key)  # the default: recorded as before the option existed
     return d
