@@ -406,11 +406,11 @@ def test_backbone_lr_scales_only_the_backbone_groups():
         VideoClassifierModule(load_config(None, [*tiny, ("train.backbone_lr", 0.0)]), 4).configure_optimizers()
 
 
-def test_wants_channels_last_only_on_cpu_unless_told():
+def test_wants_channels_last_only_for_bf16_on_cpu_unless_told():
     from darkaction.training.module import wants_channels_last
 
-    assert wants_channels_last("auto", "bf16-mixed", "cpu") and wants_channels_last("auto", "32-true", "cpu")
-    assert not wants_channels_last("auto", "32-true", "cuda") and not wants_channels_last("auto", "bf16-mixed", "cuda")
+    assert wants_channels_last("auto", "bf16-mixed", "cpu")
+    assert not wants_channels_last("auto", "32-true", "cpu") and not wants_channels_last("auto", "bf16-mixed", "cuda")
     assert wants_channels_last(True, "32-true", "cuda") and not wants_channels_last(False, "bf16-mixed", "cpu")
     assert _cfg(Path("x"), channels_last="on").train.channels_last is True  # YAML's on / off / yes / no are booleans
     assert _cfg(Path("x")).train.channels_last is False

@@ -348,10 +348,10 @@ class TrainConfig:
     # channels-last eager); fp32 alone ran 0.95x eager on an AMD CPU (docs/results.md). State-dict names do not change.
     # Validation and a last smaller batch each compile a graph of their own; precise BN's no-grad passes run eagerly.
     compile: bool | Literal["auto"] = False
-    # the model's 5-D weights and clips in channels_last_3d memory during training: true | false | auto (on for
-    # training on a CPU, bf16 or fp32: the cpu preset's fp32 step ran 1.20x eager contiguous on an AVX2-only CPU,
-    # 1.31x on an AVX-512 one). Off by default. Eager, the cpu preset's bf16 step is about as fast either way
-    # (oneDNN's bf16 convolutions run channels-last inside and copy back, channels-last batch norm is 2.3x slower);
+    # the model's 5-D weights and clips in channels_last_3d memory during training: true | false | auto (on where the
+    # step runs bf16 autocast on a CPU; in fp32 the cpu preset's fit ran 1.16x faster channels-last but 1-2.5 points
+    # lower in 2 paired seeds, session 25). Off by default. Eager, the cpu preset's bf16 step is about as fast either
+    # way (oneDNN's bf16 convolutions run channels-last inside and copy back, channels-last batch norm is 2.3x slower);
     # compiled, channels-last is what makes it fast (docs/results.md, session 15)
     channels_last: bool | Literal["auto"] = False
     # Lightning's profiler of the fit: simple (time per hook; also <run>/fit-shares.json: the training step against

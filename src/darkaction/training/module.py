@@ -36,11 +36,12 @@ def mran_lambda(epoch: float, epochs: float) -> float:
 
 
 def wants_channels_last(setting: bool | str, precision: str, device_type: str) -> bool:
-    """`train.channels_last`: auto means on for training on a CPU, bf16 or fp32 (measured faster on both: the cpu
-    preset's fp32 step 1.20x on an AVX2-only AMD CPU, 1.31x on an AVX-512 one; docs/results.md), else off."""
+    """`train.channels_last`: auto means on for bf16 autocast on a CPU (where it was measured faster at the same
+    accuracy), else off. In fp32 it made the cpu preset's fit 1.16x faster but scored 1-2.5 points lower in 2 paired
+    seeds (docs/results.md, session 25), so fp32 stays contiguous unless told."""
     if setting != "auto":
         return bool(setting)
-    return device_type == "cpu"
+    return bf16_on_cpu(precision, device_type)
 
 
 def bf16_on_cpu(precision: str, device_type: str) -> bool:
