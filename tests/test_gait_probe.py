@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from darkaction.config import SYNTH_PROFILES, SynthConfig
-from darkaction.data.synthetic import plan_clip, render_clip, scene_params
+from darkaction.data.synthetic import plan_clip, render_clip, scene_params, walk_span
 
 ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("gait_probe", ROOT / "benchmarks" / "gait_probe.py")
@@ -24,7 +24,7 @@ def _travel(cfg: SynthConfig, clip: dict) -> float:
 
 
 def _span(cfg: SynthConfig, clip: dict) -> float:
-    return cfg.width / (scene_params(cfg, clip["group"])["figure_frac"] * cfg.height) * 0.78
+    return walk_span(cfg, scene_params(cfg, clip["group"])["figure_frac"])
 
 
 def test_walks_speed_up_and_runs_slow_down_by_the_class_ratio_with_the_rest_kept():
