@@ -69,6 +69,11 @@ class CacheConfig:
     height: int = 112
     width: int = 112
     short_side: int = 128
+    # none | actor: each frame cut to a window of crop_scale of its height and width that follows the moving person
+    # sideways (darkaction/data/actor.py; not in the paper), so how far they travel across the picture does not show;
+    # the frame is resized to (height, width) / crop_scale first, so the window is the cache size (fixed resize only)
+    crop: Literal["none", "actor"] = "none"
+    crop_scale: float = 0.8
     workers: int = 2  # processes decoding videos in parallel
     strict: bool = False  # stop with an error on the first bad video instead of skipping it
 

@@ -30,21 +30,34 @@ CACHE_FORMAT = 1  # bump when the entry layout changes: old caches are then rebu
 
 
 def resize_settings(cache_cfg) -> dict[str, Any]:
-    """The settings that decide the cached pixels (`CacheConfig` -> plain dict)."""
-    if cache_cfg.resize == "fixed":
-        return {"format": CACHE_FORMAT, "resize": "fixed", "height": cache_cfg.height, "width": cache_cfg.width}
-    if cache_cfg.resize == "short_side":
-        return {"format": CACHE_FORMAT, "resize": "short_side", "short_side": cache_cfg.short_side}
+    """The settings that decide the cached pixels (`CacheConfig` -> plain dict; the actor crop only when on)."""
     from darkaction.errors import ConfigError
 
+    crop = getattr(cache_cfg, "crop", "none")
+    if crop not in ("none", "actor"):
+        raise ConfigError(f"cache.crop must be 'none' or 'actor', got {crop!r}")
+    if cache_cfg.resize == "fixed":
+        s = {"format": CACHE_FORMAT, "resize": "fixed", "height": cache_cfg.height, "width": cache_cfg.width}
+        if crop == "actor":
+            scale = float(cache_cfg.crop_scale)
+            if not 0.3 <= scale <= 1.0:
+                raise ConfigError(f"cache.crop_scale must be in [0.3, 1] (the window's share of the frame): {scale}")
+            s.update(crop="actor", crop_scale=scale)
+        return s
+    if cache_cfg.resize == "short_side":
+        if crop != "none":
+            raise ConfigError("cache.crop: actor needs cache.resize: fixed (the window is the cache's height x width)")
+        return {"format": CACHE_FORMAT, "resize": "short_side", "short_side": cache_cfg.short_side}
     raise ConfigError(f"cache.resize must be 'fixed' or 'short_side', got {cache_cfg.resize!r}")
 
 
 def cache_key(cache_cfg) -> str:
-    """Folder name under `<prepared>/frames/` derived from the resize settings, e.g. `fixed_112x112`, `short_128`."""
+    """Folder name under `<prepared>/frames/` derived from the resize settings, e.g. `fixed_112x112`, `short_128`,
+    `fixed_96x96_actor0.8`."""
     s = resize_settings(cache_cfg)
     if s["resize"] == "fixed":
-        return f"fixed_{s['height']}x{s['width']}"
+        crop = f"_actor{s['crop_scale']:g}" if s.get("crop") == "actor" else ""
+        return f"fixed_{s['height']}x{s['width']}{crop}"
     return f"short_{s['short_side']}"
 
 

@@ -49,13 +49,18 @@ def _extract(job: tuple[str, str, str, dict, dict]) -> tuple[str, int, list[str]
 
     video_id, path, root, settings, signature = job
     try:
-        frames, info = decode(
-            path,
-            resize=settings["resize"],
-            height=settings.get("height", 0),
-            width=settings.get("width", 0),
-            short_side=settings.get("short_side", 0),
-        )
+        if settings.get("crop") == "actor":
+            from darkaction.data.actor import decode_cropped
+
+            frames, info = decode_cropped(path, (settings["height"], settings["width"]), settings["crop_scale"])
+        else:
+            frames, info = decode(
+                path,
+                resize=settings["resize"],
+                height=settings.get("height", 0),
+                width=settings.get("width", 0),
+                short_side=settings.get("short_side", 0),
+            )
     except DataError as e:
         return video_id, 0, [], str(e).removeprefix(f"{path}: ")
     except Exception as e:  # anything else from a broken file must not stop the job
@@ -172,10 +177,12 @@ def prepare(cfg, progress: bool = True) -> Path:
     failed, frames, seconds). Raises `DataError` when nothing usable remains, or on the first bad entry with
     `cfg.cache.strict`.
     """
+    from darkaction.data.actor import check_crop_config
     from darkaction.data.lowlight import check_darken_config
 
     t0 = time.perf_counter()
     check_darken_config(cfg)  # before hours of decoding, not after
+    check_crop_config(cfg)
     prepared = Path(cfg.data.prepared)
     prepared.mkdir(parents=True, exist_ok=True)
     index, skipped = build_index(cfg.data)

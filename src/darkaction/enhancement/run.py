@@ -30,7 +30,10 @@ SIGNATURE_KEYS = ("src_bytes", "src_mtime_ns", "n_frames", "darken")
 
 
 def enhanced_dir(cfg: Config, enhancer: Enhancer) -> Path:
-    return Path(cfg.data.prepared) / "enhanced" / enhancer.fingerprint
+    """`<prepared>/enhanced/<fingerprint>`, with `_actor<scale>` for an actor-cropped cache (`cache.crop`), so the
+    cropped and the whole-frame caches of one prepared folder each have their own."""
+    crop = f"_actor{float(cfg.cache.crop_scale):g}" if getattr(cfg.cache, "crop", "none") == "actor" else ""
+    return Path(cfg.data.prepared) / "enhanced" / f"{enhancer.fingerprint}{crop}"
 
 
 def _open_enhanced(cfg: Config, enhancer: Enhancer, raw_settings: dict, create: bool):
@@ -72,10 +75,12 @@ def enhance(cfg: Config, progress: bool = True) -> Path:
     Entries already enhanced from the same raw entry are skipped (resumable); a video that fails is listed in
     `skipped.json` there and the job goes on. identity: nothing to write, returns the raw cache folder.
     """
+    from darkaction.data.actor import check_crop_config
     from darkaction.data.lowlight import check_darken_config
     from darkaction.data.prepare import cache_entries, open_prepared
 
     check_darken_config(cfg)
+    check_crop_config(cfg)
     index, raw = open_prepared(cfg)
     enhancer = build_enhancer(cfg)
     if enhancer.name == "identity":

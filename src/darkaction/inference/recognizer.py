@@ -190,6 +190,11 @@ class Recognizer:
 
         c = self.cfg.cache
         frames = np.asarray(frames, dtype=np.uint8)
+        if self.crops:  # the actor's window over the whole clip, then enhanced as the cache was (enhance.at: cache)
+            from darkaction.data.actor import crop_to_actor
+
+            crops = crop_to_actor(frames, (c.height, c.width), c.crop_scale)
+            return crops if self.enhancer is None else self.enhancer(crops)
         h, w = output_size(frames.shape[1], frames.shape[2], c.resize, c.height, c.width, c.short_side)
 
         def resize(x: np.ndarray) -> np.ndarray:  # exactly as `prepare` resized the cache
@@ -200,6 +205,21 @@ class Recognizer:
         if self.cfg.enhance.at == "source":
             return resize(self.enhancer(frames))
         return self.enhancer(resize(frames))
+
+    @property
+    def crops(self) -> bool:
+        """Whether this run's cache holds actor-centred windows (`cache.crop: actor`)."""
+        return getattr(self.cfg.cache, "crop", "none") == "actor"
+
+    def _shrink(self, frames: np.ndarray) -> np.ndarray:
+        """An actor-cropped run's frames resized to the size its window is cut from (`actor.source_size`)."""
+        from darkaction.data.actor import source_size
+        from darkaction.data.video import resize_frame
+
+        c = self.cfg.cache
+        inter = source_size((c.height, c.width), c.crop_scale)
+        frames = np.asarray(frames, dtype=np.uint8)
+        return frames if frames.shape[1:3] == inter else np.stack([resize_frame(f, inter) for f in frames])
 
     def views(
         self, frames: np.ndarray, views: int = 5, position: int = 0, with_rates: bool = False
@@ -284,7 +304,10 @@ class Recognizer:
         (+ "warnings" when decoding stopped early). Only the resized, enhanced frames are kept in memory."""
         self._check(views, top_k)
         stream = video if isinstance(video, FrameStream) else FrameStream(video)
-        frames = np.concatenate([self.preprocess(c) for c in stream.chunks(chunk)])
+        if self.crops:  # the window follows the actor over the whole video: shrink each chunk, crop them together
+            frames = self.preprocess(np.concatenate([self._shrink(c) for c in stream.chunks(chunk)]))
+        else:
+            frames = np.concatenate([self.preprocess(c) for c in stream.chunks(chunk)])
         probs = self._view_probs(frames, views)
         out = {**self._result(probs[0].mean(0), top_k), "n_frames": int(len(frames)), "views": int(views)}
         problems = ([stream.error] if stream.error else []) + stream.warnings
@@ -331,7 +354,8 @@ class Recognizer:
                 hop = max(1, int(round(stride * stream.fps)))
                 next_end = size
             arrived = time.perf_counter()
-            for f in self.preprocess(chunk):
+            # an actor-cropped run keeps the window's frames shrunk, and crops each window as a clip of its own
+            for f in self._shrink(chunk) if self.crops else self.preprocess(chunk):
                 buf.append(f)
                 seen += 1
                 if len(buf) > size:
@@ -347,6 +371,8 @@ class Recognizer:
 
     def _window(self, buf, index, end, fps, views, top_k, arrived, thumbnails) -> dict:
         frames = np.stack(buf)
+        if self.crops:
+            frames = self.preprocess(frames)
         probs = self._view_probs(frames, views, position=index)
         out = {
             "index": index,

@@ -1,0 +1,145 @@
+"""Actor-centred crops (`cache.crop: actor`; not in the paper): every frame cut to a window that follows the moving
+person, so that where they are, and how far they travel across the picture, no longer shows in the cached frames.
+
+    inter = source_size((96, 96), 0.8)               # (120, 120): resize the video to this first ...
+    crops = actor_crop(frames_at_inter, (96, 96))     # ... then a 96x96 window follows the actor: uint8 (N,96,96,3)
+
+A static camera is assumed: the background is the per-pixel median of the clip (of at most `BACKGROUND_FRAMES` frames
+spread over it), the actor is where a frame differs from it by more than the clip's own noise, and the window centres
+on that difference's weighted centroid, smoothed over time. Frames with too little difference to place the actor
+(before anyone moves, or a clip too dark to show them) take the centre of their neighbours, or of the frame when no
+frame shows anyone. Parts of a window outside the frame are black, so the actor stays centred at the picture's edges.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+BACKGROUND_FRAMES = 255  # the median background of a long video from this many frames spread over it
+NOISE_K = 3.0  # a pixel is the actor's when it differs from the background by more than NOISE_K robust noise sigmas
+PEAK_RATIO = 3.0  # a frame places the actor when the difference near its peak is this many times the frame's average
+SMOOTH_FRAMES = 6.0  # Gaussian sigma of the track over time, in frames (0.2 s at 30 fps)
+
+
+def source_size(size: tuple[int, int], scale: float) -> tuple[int, int]:
+    """The size a frame is resized to before cropping, so that a window of `scale` of its height and width is `size`."""
+    if not 0.0 < scale <= 1.0:
+        raise ValueError(f"crop scale must be in (0, 1], got {scale}")
+    return max(size[0], round(size[0] / scale)), max(size[1], round(size[1] / scale))
+
+
+def _gray(frames: np.ndarray) -> np.ndarray:
+    """(N,H,W,3) uint8 RGB -> (N,H,W) float32 luminance, blurred a little so the difference below is not pixel noise."""
+    sigma = max(1.0, min(frames.shape[1:3]) / 60.0)
+    out = np.empty(frames.shape[:3], np.float32)
+    for i, f in enumerate(frames):
+        g = cv2.cvtColor(f, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        out[i] = cv2.GaussianBlur(g, (0, 0), sigma)
+    return out
+
+
+def actor_track(frames: np.ndarray) -> np.ndarray:
+    """Where the actor is in each frame: (N, 2) float (row, column) of the window centre, in pixels of `frames`."""
+    n, h, w = frames.shape[:3]
+    centre = np.array([(h - 1) / 2.0, (w - 1) / 2.0])
+    if n < 2:
+        return np.tile(centre, (n, 1))
+    gray = _gray(frames)
+    pick = np.unique(np.linspace(0, n - 1, min(n, BACKGROUND_FRAMES)).round().astype(int))
+    diff = np.abs(gray - np.median(gray[pick], axis=0))
+    level = np.median(diff)
+    sigma = 1.4826 * np.median(np.abs(diff - level))  # robust spread of the difference: the clip's own noise
+    weight = np.clip(diff - level - NOISE_K * sigma, 0.0, None)
+    # the actor is the densest place of the difference, not its mean: a mean over the whole frame is pulled to the
+    # middle by noise and codec blocks spread over the picture. Each frame's peak of the difference blurred to about
+    # a person's width, then the centroid of the difference near that peak
+    blur = max(2.0, min(h, w) / 12.0)
+    mass = np.zeros(n)
+    column = np.zeros(n)
+    peaks = np.empty((n, 2))
+    near = int(round(2 * blur))
+    for i in range(n):
+        dense = cv2.GaussianBlur(weight[i], (0, 0), blur)
+        r, c = np.unravel_index(int(np.argmax(dense)), dense.shape)
+        peaks[i] = r, c
+        r0, r1, c0, c1 = max(r - near, 0), min(r + near + 1, h), max(c - near, 0), min(c + near + 1, w)
+        patch = weight[i, r0:r1, c0:c1]
+        mass[i] = patch.sum()
+        if mass[i] > 0:
+            column[i] = (patch.sum(axis=0) * np.arange(c0, c1)).sum() / mass[i]
+    # a frame places the actor when the difference near its peak stands out from the frame's average difference
+    # and its peak is near the peak of a neighbouring frame (a person moves little in a frame's time); in a clip too
+    # dark to show anyone the peak wanders over noise, and the window stays where it is
+    expected = weight.mean(axis=(1, 2)) * (2 * near + 1) ** 2
+    step = np.abs(np.diff(peaks, axis=0)).max(axis=1) <= near
+    steady = np.zeros(n, bool)
+    steady[1:] |= step
+    steady[:-1] |= step
+    placed = (mass > 0) & (mass >= PEAK_RATIO * expected) & steady
+    track = np.tile(centre, (n, 1))  # people travel along the floor: the window follows them sideways only
+    if placed.any():
+        t = np.arange(n)
+        column = np.interp(t, t[placed], column[placed]).reshape(-1, 1)
+        # smoothed over time, the ends reflected so the track does not drift towards 0 there
+        track[:, 1] = cv2.GaussianBlur(column, (1, 0), SMOOTH_FRAMES, borderType=cv2.BORDER_REFLECT)[:, 0]
+    return track
+
+
+def actor_crop(frames: np.ndarray, size: tuple[int, int], track: np.ndarray | None = None) -> np.ndarray:
+    """(N,H,W,3) uint8 -> (N,h,w,3) uint8: each frame's window of `size` centred on the actor (`actor_track` unless
+    given), black where it leaves the frame; its centre is kept inside the frame."""
+    n, fh, fw = frames.shape[:3]
+    h, w = size
+    if h > fh or w > fw:
+        raise ValueError(f"a {h}x{w} window does not fit {fh}x{fw} frames")
+    track = actor_track(frames) if track is None else np.asarray(track, float)
+    out = np.zeros((n, h, w, 3), np.uint8)
+    for i in range(n):
+        cy = min(max(track[i, 0], 0.0), fh - 1.0)
+        cx = min(max(track[i, 1], 0.0), fw - 1.0)
+        top, left = int(round(cy - (h - 1) / 2.0)), int(round(cx - (w - 1) / 2.0))
+        y0, y1 = max(top, 0), min(top + h, fh)
+        x0, x1 = max(left, 0), min(left + w, fw)
+        out[i, y0 - top : y1 - top, x0 - left : x1 - left] = frames[i, y0:y1, x0:x1]
+    return out
+
+
+def crop_to_actor(frames: np.ndarray, size: tuple[int, int], scale: float) -> np.ndarray:
+    """Frames uint8 (N,H,W,3) at any size -> the actor's windows (N,h,w,3): resized to `source_size` as `prepare`
+    resizes (INTER_AREA), then `actor_crop`."""
+    from darkaction.data.video import resize_frame
+
+    inter = source_size(size, scale)
+    frames = np.asarray(frames, np.uint8)
+    if frames.shape[1:3] != inter:
+        frames = np.stack([resize_frame(f, inter) for f in frames])
+    return actor_crop(frames, size)
+
+
+def decode_cropped(path, size: tuple[int, int], scale: float) -> tuple[np.ndarray, dict]:
+    """`video.decode` for an actor-cropped cache: decoded straight to `source_size`, then cropped; the brightness and
+    channel moments in `info` are the windows'."""
+    from darkaction.data.video import channel_moments, decode
+
+    inter = source_size(size, scale)
+    frames, info = decode(path, resize="fixed", height=inter[0], width=inter[1])
+    frames = actor_crop(frames, size)
+    mean, sqmean = channel_moments(frames)
+    info.update(mean_brightness=float(mean.mean() * 255.0), channel_mean=mean.tolist(), channel_sqmean=sqmean.tolist())
+    return frames, info
+
+
+def check_crop_config(cfg) -> None:
+    """Settings an actor-cropped cache cannot work with, refused before any work is done."""
+    from darkaction.errors import ConfigError
+
+    if getattr(cfg.cache, "crop", "none") == "none":
+        return
+    if cfg.enhance.at == "source":
+        raise ConfigError(
+            "cache.crop: actor places its window on the raw frames; enhance.at: source would enhance frames that are "
+            "cropped elsewhere: use enhance.at: cache with it"
+        )
+    if cfg.augment.darken.copies:
+        raise ConfigError("augment.darken makes its dark copies uncropped: use cache.crop: none with it")
