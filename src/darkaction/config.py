@@ -71,7 +71,8 @@ class CacheConfig:
     short_side: int = 128
     # none | actor: each frame cut to a window of crop_scale of its height and width that follows the moving person
     # sideways (darkaction/data/actor.py; not in the paper), so how far they travel across the picture does not show;
-    # the frame is resized to (height, width) / crop_scale first, so the window is the cache size (fixed resize only)
+    # the frame is resized to (height, width) / crop_scale first, so the window is the cache size (fixed resize only);
+    # on the cpu preset it fixed the long test walks but cost 15 points (docs/results.md, session 26): no preset sets it
     crop: Literal["none", "actor"] = "none"
     crop_scale: float = 0.8
     workers: int = 2  # processes decoding videos in parallel
