@@ -5,10 +5,11 @@ person, so that where they are, and how far they travel across the picture, no l
     crops = actor_crop(frames_at_inter, (96, 96))     # ... then a 96x96 window follows the actor: uint8 (N,96,96,3)
 
 A static camera is assumed: the background is the per-pixel median of the clip (of at most `BACKGROUND_FRAMES` frames
-spread over it), the actor is where a frame differs from it by more than the clip's own noise, and the window centres
-on that difference's weighted centroid, smoothed over time. Frames with too little difference to place the actor
-(before anyone moves, or a clip too dark to show them) take the centre of their neighbours, or of the frame when no
-frame shows anyone. Parts of a window outside the frame are black, so the actor stays centred at the picture's edges.
+spread over it), the actor is where a frame differs from it by more than that pixel's own noise, and the window
+centres on the densest part of that difference, smoothed over time. Frames that do not place the actor steadily
+(before anyone moves, or a clip too dark to show them) take the place of their neighbours, or the middle of the
+picture when no frame shows anyone. Parts of a window outside the frame are black, so the actor stays centred at
+the picture's edges.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ import cv2
 import numpy as np
 
 BACKGROUND_FRAMES = 255  # the median background of a long video from this many frames spread over it
-NOISE_K = 3.0  # a pixel is the actor's when it differs from the background by more than NOISE_K robust noise sigmas
+NOISE_K = 3.0  # a pixel is the actor's when it differs from the background by NOISE_K robust sigmas of its own
 PEAK_RATIO = 3.0  # a frame places the actor when the difference near its peak is this many times the frame's average
+MIN_RUN = 5  # ... and its peak stays steady for this many frames in a row
 SMOOTH_FRAMES = 6.0  # Gaussian sigma of the track over time, in frames (0.2 s at 30 fps)
 
 
@@ -47,43 +49,62 @@ def actor_track(frames: np.ndarray) -> np.ndarray:
         return np.tile(centre, (n, 1))
     gray = _gray(frames)
     pick = np.unique(np.linspace(0, n - 1, min(n, BACKGROUND_FRAMES)).round().astype(int))
-    diff = np.abs(gray - np.median(gray[pick], axis=0))
-    level = np.median(diff)
-    sigma = 1.4826 * np.median(np.abs(diff - level))  # robust spread of the difference: the clip's own noise
-    weight = np.clip(diff - level - NOISE_K * sigma, 0.0, None)
+    background = np.median(gray[pick], axis=0)
+    # the clip's own noise, pixel by pixel (dark and bright parts of a picture, and its blurred edges, differ), from
+    # the same frames spread over it: a robust spread over time, above the clip's typical difference
+    sample = np.abs(gray[pick] - background)
+    threshold = float(np.median(sample)) + NOISE_K * 1.4826 * np.median(sample, axis=0)
+    del sample
     # the actor is the densest place of the difference, not its mean: a mean over the whole frame is pulled to the
     # middle by noise and codec blocks spread over the picture. Each frame's peak of the difference blurred to about
-    # a person's width, then the centroid of the difference near that peak
+    # a person's width, then the centroid of the difference near that peak (one frame's difference at a time: a long
+    # video needs no clip-sized float arrays beyond `gray`)
     blur = max(2.0, min(h, w) / 12.0)
-    mass = np.zeros(n)
-    column = np.zeros(n)
-    peaks = np.empty((n, 2))
     near = int(round(2 * blur))
+    mass, expected, column = np.zeros(n), np.zeros(n), np.zeros(n)
+    peaks = np.empty((n, 2))
     for i in range(n):
-        dense = cv2.GaussianBlur(weight[i], (0, 0), blur)
+        weight = np.clip(np.abs(gray[i] - background) - threshold, 0.0, None)
+        dense = cv2.GaussianBlur(weight, (0, 0), blur, borderType=cv2.BORDER_CONSTANT)  # no edge mirrored into a peak
         r, c = np.unravel_index(int(np.argmax(dense)), dense.shape)
         peaks[i] = r, c
         r0, r1, c0, c1 = max(r - near, 0), min(r + near + 1, h), max(c - near, 0), min(c + near + 1, w)
-        patch = weight[i, r0:r1, c0:c1]
+        patch = weight[r0:r1, c0:c1]
         mass[i] = patch.sum()
+        expected[i] = weight.mean() * (2 * near + 1) ** 2  # what the frame's average difference puts in a patch
         if mass[i] > 0:
             column[i] = (patch.sum(axis=0) * np.arange(c0, c1)).sum() / mass[i]
-    # a frame places the actor when the difference near its peak stands out from the frame's average difference
-    # and its peak is near the peak of a neighbouring frame (a person moves little in a frame's time); in a clip too
-    # dark to show anyone the peak wanders over noise, and the window stays where it is
-    expected = weight.mean(axis=(1, 2)) * (2 * near + 1) ** 2
+    # a frame places the actor when the difference near its peak stands out from the frame's average difference and
+    # its peak stays near the peaks of the frames around it for MIN_RUN frames in a row (a person moves little in a
+    # frame's time; a noise peak may stand out in a frame or two, not in a run); in a clip too dark to show anyone
+    # no run forms, and the window stays in the middle
+    placed = (mass > 0) & (mass >= PEAK_RATIO * expected)
     step = np.abs(np.diff(peaks, axis=0)).max(axis=1) <= near
-    steady = np.zeros(n, bool)
-    steady[1:] |= step
-    steady[:-1] |= step
-    placed = (mass > 0) & (mass >= PEAK_RATIO * expected) & steady
+    placed &= _in_runs(placed & np.r_[False, step] | placed & np.r_[step, False], MIN_RUN)
     track = np.tile(centre, (n, 1))  # people travel along the floor: the window follows them sideways only
     if placed.any():
         t = np.arange(n)
         column = np.interp(t, t[placed], column[placed]).reshape(-1, 1)
-        # smoothed over time, the ends reflected so the track does not drift towards 0 there
+        # smoothed over time (the ends reflected rather than padded with zeros)
         track[:, 1] = cv2.GaussianBlur(column, (1, 0), SMOOTH_FRAMES, borderType=cv2.BORDER_REFLECT)[:, 0]
     return track
+
+
+def _in_runs(flags: np.ndarray, k: int) -> np.ndarray:
+    """The True entries of `flags` that belong to a run of at least `k` consecutive True ones."""
+    out = np.zeros_like(flags)
+    i, n = 0, len(flags)
+    while i < n:
+        if flags[i]:
+            j = i
+            while j < n and flags[j]:
+                j += 1
+            if j - i >= k:
+                out[i:j] = True
+            i = j
+        else:
+            i += 1
+    return out
 
 
 def actor_crop(frames: np.ndarray, size: tuple[int, int], track: np.ndarray | None = None) -> np.ndarray:
@@ -118,15 +139,16 @@ def crop_to_actor(frames: np.ndarray, size: tuple[int, int], scale: float) -> np
 
 
 def decode_cropped(path, size: tuple[int, int], scale: float) -> tuple[np.ndarray, dict]:
-    """`video.decode` for an actor-cropped cache: decoded straight to `source_size`, then cropped; the brightness and
-    channel moments in `info` are the windows'."""
+    """`video.decode` for an actor-cropped cache: decoded straight to `source_size`, then cropped. `info`'s channel
+    moments (dataset normalisation) are the windows'; its mean brightness stays the whole picture's, so evaluation's
+    brightness bands put a video in the same band cropped or not."""
     from darkaction.data.video import channel_moments, decode
 
     inter = source_size(size, scale)
     frames, info = decode(path, resize="fixed", height=inter[0], width=inter[1])
     frames = actor_crop(frames, size)
     mean, sqmean = channel_moments(frames)
-    info.update(mean_brightness=float(mean.mean() * 255.0), channel_mean=mean.tolist(), channel_sqmean=sqmean.tolist())
+    info.update(channel_mean=mean.tolist(), channel_sqmean=sqmean.tolist())
     return frames, info
 
 

@@ -301,7 +301,8 @@ class Recognizer:
         """Classify one whole video: a path or URL, a uint8 array (T,H,W,3) RGB, or an iterator of (H,W,3) frames.
 
         Returns {"label", "prob", "top_k": [{"label", "prob"}...], "probs": {class: p}, "n_frames", "views"}
-        (+ "warnings" when decoding stopped early). Only the resized, enhanced frames are kept in memory."""
+        (+ "warnings" when decoding stopped early). Only the resized, enhanced frames are kept in memory (for an
+        actor-cropped run, `cache.crop`, the whole video shrunk to the size its windows are cut from)."""
         self._check(views, top_k)
         stream = video if isinstance(video, FrameStream) else FrameStream(video)
         if self.crops:  # the window follows the actor over the whole video: shrink each chunk, crop them together
@@ -330,7 +331,8 @@ class Recognizer:
         Yields per window {"index", "start", "end" (seconds), "label", "prob", "top_k", "probs", "n_frames",
         "latency" (seconds from the arrival of the window's last frame to its label; files are read 8 frames at a
         time, live sources frame by frame), "thumbnail" (its middle enhanced frame, uint8 (h,w,3), when
-        `thumbnails`)}. Memory holds one window of cache-size frames, whatever the video's length.
+        `thumbnails`)}. Memory holds one window of cache-size frames (pre-crop size for an actor-cropped run, each
+        window cropped and enhanced on its own), whatever the video's length.
         When at least half a stride of frames is left after the last window, one more window ends at the last frame;
         a video shorter than one
         window gives one window over all of it. When the source dies part-way the iteration ends there the same way;
