@@ -92,18 +92,10 @@ def actor_track(frames: np.ndarray) -> np.ndarray:
 
 def _in_runs(flags: np.ndarray, k: int) -> np.ndarray:
     """The True entries of `flags` that belong to a run of at least `k` consecutive True ones."""
-    out = np.zeros_like(flags)
-    i, n = 0, len(flags)
-    while i < n:
-        if flags[i]:
-            j = i
-            while j < n and flags[j]:
-                j += 1
-            if j - i >= k:
-                out[i:j] = True
-            i = j
-        else:
-            i += 1
+    edges = np.flatnonzero(np.diff(np.r_[0, flags.astype(np.int8), 0]))  # run starts and ends, alternating
+    out = np.zeros(len(flags), bool)
+    for start, end in zip(edges[::2], edges[1::2], strict=True):
+        out[start:end] = end - start >= k
     return out
 
 
@@ -126,16 +118,30 @@ def actor_crop(frames: np.ndarray, size: tuple[int, int], track: np.ndarray | No
     return out
 
 
-def crop_to_actor(frames: np.ndarray, size: tuple[int, int], scale: float) -> np.ndarray:
-    """Frames uint8 (N,H,W,3) at any size -> the actor's windows (N,h,w,3): resized to `source_size` as `prepare`
-    resizes (INTER_AREA), then `actor_crop`."""
+def uses_crop(cache_cfg) -> bool:
+    """Whether a `CacheConfig` asks for actor-centred windows (`cache.crop: actor`)."""
+    return getattr(cache_cfg, "crop", "none") == "actor"
+
+
+def crop_tag(cache_cfg) -> str:
+    """What names a cropped cache's folders (`_actor0.8`; '' without the crop): the raw cache key and the enhanced
+    folder both carry it."""
+    return f"_actor{float(cache_cfg.crop_scale):g}" if uses_crop(cache_cfg) else ""
+
+
+def shrink(frames: np.ndarray, size: tuple[int, int], scale: float) -> np.ndarray:
+    """Frames uint8 (N,H,W,3) at any size -> resized to `source_size` (INTER_AREA, as `prepare` resizes), the size a
+    window of `size` is cut from."""
     from darkaction.data.video import resize_frame
 
     inter = source_size(size, scale)
     frames = np.asarray(frames, np.uint8)
-    if frames.shape[1:3] != inter:
-        frames = np.stack([resize_frame(f, inter) for f in frames])
-    return actor_crop(frames, size)
+    return frames if frames.shape[1:3] == inter else np.stack([resize_frame(f, inter) for f in frames])
+
+
+def crop_to_actor(frames: np.ndarray, size: tuple[int, int], scale: float) -> np.ndarray:
+    """Frames uint8 (N,H,W,3) at any size -> the actor's windows (N,h,w,3): `shrink`, then `actor_crop`."""
+    return actor_crop(shrink(frames, size, scale), size)
 
 
 def decode_cropped(path, size: tuple[int, int], scale: float) -> tuple[np.ndarray, dict]:
@@ -156,7 +162,7 @@ def check_crop_config(cfg) -> None:
     """Settings an actor-cropped cache cannot work with, refused before any work is done."""
     from darkaction.errors import ConfigError
 
-    if getattr(cfg.cache, "crop", "none") == "none":
+    if not uses_crop(cfg.cache):
         return
     if cfg.enhance.at == "source":
         raise ConfigError(

@@ -56,8 +56,9 @@ def cache_key(cache_cfg) -> str:
     `fixed_96x96_actor0.8`."""
     s = resize_settings(cache_cfg)
     if s["resize"] == "fixed":
-        crop = f"_actor{s['crop_scale']:g}" if s.get("crop") == "actor" else ""
-        return f"fixed_{s['height']}x{s['width']}{crop}"
+        from darkaction.data.actor import crop_tag
+
+        return f"fixed_{s['height']}x{s['width']}{crop_tag(cache_cfg)}"
     return f"short_{s['short_side']}"
 
 

@@ -32,8 +32,9 @@ SIGNATURE_KEYS = ("src_bytes", "src_mtime_ns", "n_frames", "darken")
 def enhanced_dir(cfg: Config, enhancer: Enhancer) -> Path:
     """`<prepared>/enhanced/<fingerprint>`, with `_actor<scale>` for an actor-cropped cache (`cache.crop`), so the
     cropped and the whole-frame caches of one prepared folder each have their own."""
-    crop = f"_actor{float(cfg.cache.crop_scale):g}" if getattr(cfg.cache, "crop", "none") == "actor" else ""
-    return Path(cfg.data.prepared) / "enhanced" / f"{enhancer.fingerprint}{crop}"
+    from darkaction.data.actor import crop_tag
+
+    return Path(cfg.data.prepared) / "enhanced" / f"{enhancer.fingerprint}{crop_tag(cfg.cache)}"
 
 
 def _open_enhanced(cfg: Config, enhancer: Enhancer, raw_settings: dict, create: bool):

@@ -209,17 +209,16 @@ class Recognizer:
     @property
     def crops(self) -> bool:
         """Whether this run's cache holds actor-centred windows (`cache.crop: actor`)."""
-        return getattr(self.cfg.cache, "crop", "none") == "actor"
+        from darkaction.data.actor import uses_crop
+
+        return uses_crop(self.cfg.cache)
 
     def _shrink(self, frames: np.ndarray) -> np.ndarray:
-        """An actor-cropped run's frames resized to the size its window is cut from (`actor.source_size`)."""
-        from darkaction.data.actor import source_size
-        from darkaction.data.video import resize_frame
+        """An actor-cropped run's frames resized to the size its window is cut from (`actor.shrink`)."""
+        from darkaction.data.actor import shrink
 
         c = self.cfg.cache
-        inter = source_size((c.height, c.width), c.crop_scale)
-        frames = np.asarray(frames, dtype=np.uint8)
-        return frames if frames.shape[1:3] == inter else np.stack([resize_frame(f, inter) for f in frames])
+        return shrink(frames, (c.height, c.width), c.crop_scale)
 
     def views(
         self, frames: np.ndarray, views: int = 5, position: int = 0, with_rates: bool = False
