@@ -8,10 +8,17 @@ import torch
 from test_recognizer import _encode
 
 from darkaction.config import load_config
-from darkaction.data.actor import actor_crop, actor_track, check_crop_config, crop_to_actor, source_size
+from darkaction.data.actor import (
+    TRACKER_VERSION,
+    actor_crop,
+    actor_track,
+    check_crop_config,
+    crop_to_actor,
+    source_size,
+)
 from darkaction.data.cache import FrameCache, cache_key, resize_settings
 from darkaction.data.prepare import frames_dir, prepare
-from darkaction.errors import ConfigError
+from darkaction.errors import ConfigError, DataError
 from darkaction.inference.recognizer import Recognizer
 
 
@@ -70,6 +77,17 @@ def test_source_size_makes_the_window_the_cache_size():
 
 def _cfg(*extra):
     return load_config(None, ["cache.height=24", "cache.width=32", *extra])
+
+
+def test_a_cache_cut_by_an_older_tracker_is_refused(tmp_path):
+    """The folder name does not change with the tracker; its settings do, so stale crops are never reused."""
+    settings = resize_settings(_cfg("cache.crop=actor").cache)
+    assert settings["tracker"] == TRACKER_VERSION
+    FrameCache(tmp_path / "c", settings={**settings, "tracker": TRACKER_VERSION - 1})
+    with pytest.raises(DataError, match="delete the folder"):
+        FrameCache(tmp_path / "c", settings=settings)
+    FrameCache(tmp_path / "c2", settings=settings)
+    FrameCache(tmp_path / "c2", settings=resize_settings(_cfg("cache.crop=actor").cache))  # the same version: reused
 
 
 def test_cache_settings_and_key_change_only_when_the_crop_is_on():

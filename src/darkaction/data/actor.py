@@ -22,6 +22,9 @@ NOISE_K = 3.0  # a pixel is the actor's when it differs from the background by N
 PEAK_RATIO = 3.0  # a frame places the actor when the difference near its peak is this many times the frame's average
 MIN_RUN = 5  # ... and its peak stays steady for this many frames in a row
 SMOOTH_FRAMES = 6.0  # Gaussian sigma of the track over time, in frames (0.2 s at 30 fps)
+# bump when the tracker's placements change: a cache cut by an older tracker is then refused, never reused
+# (2: per-pixel noise threshold and the MIN_RUN steadiness check)
+TRACKER_VERSION = 2
 
 
 def source_size(size: tuple[int, int], scale: float) -> tuple[int, int]:

@@ -42,7 +42,9 @@ def resize_settings(cache_cfg) -> dict[str, Any]:
             scale = float(cache_cfg.crop_scale)
             if not 0.3 <= scale <= 1.0:
                 raise ConfigError(f"cache.crop_scale must be in [0.3, 1] (the window's share of the frame): {scale}")
-            s.update(crop="actor", crop_scale=scale)
+            from darkaction.data.actor import TRACKER_VERSION
+
+            s.update(crop="actor", crop_scale=scale, tracker=TRACKER_VERSION)
         return s
     if cache_cfg.resize == "short_side":
         if crop != "none":
