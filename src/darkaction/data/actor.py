@@ -83,7 +83,7 @@ def actor_track(frames: np.ndarray) -> np.ndarray:
     # no run forms, and the window stays in the middle
     placed = (mass > 0) & (mass >= PEAK_RATIO * expected)
     step = np.abs(np.diff(peaks, axis=0)).max(axis=1) <= near
-    placed &= _in_runs(placed & np.r_[False, step] | placed & np.r_[step, False], MIN_RUN)
+    placed &= _in_runs(placed & (np.r_[False, step] | np.r_[step, False]), MIN_RUN)
     track = np.tile(centre, (n, 1))  # people travel along the floor: the window follows them sideways only
     if placed.any():
         t = np.arange(n)
