@@ -229,6 +229,38 @@ def test_length_mix_samples_some_training_clips_at_other_lengths_rates(data):
         ClipDataset(records, cache, cfg, train=True)
 
 
+def test_loop_plays_short_training_clips_again_up_to_a_longer_videos_length(data):
+    records, cache = data
+    # delta 0 and no cap below 90 / 16: a video of L frames is sampled at exactly L / T
+    cfg = _cfg(strategy="delta", gamma=0.0, alpha=6.0)
+    cfg.augment.loop = 1.0
+    ds = ClipDataset(records, cache, cfg, train=True)
+    looped, longest = [], []
+    for epoch in range(16):
+        ds.set_epoch(epoch)
+        ids = _frame_ids(ds[1]["clip"])  # the 40-frame video: looped when the drawn length is the 90-frame one's
+        if np.any(np.diff(ids) < 0):
+            looped.append(ids)
+        longest.append(_frame_ids(ds[2]["clip"]))
+    assert looped, "the 40-frame clip was never looped in 16 epochs"
+    for ids in looped:
+        # sampled as a 90-frame video (every 5.6 frames, its own rate 2.5): all 16 slots real (frame 0 reads as 0,
+        # like a blank: allow one), the frame ids wrap at the clip's end, twice
+        steps = np.diff(ids) % 40
+        assert (ids > 0).sum() >= 15 and (np.diff(ids) < 0).sum() == 2 and ids.max() < 40
+        assert steps.min() >= 5 and steps.max() <= 6
+    # the longest video has no longer length to loop to: always sampled as itself
+    assert all(np.all(np.diff(ids[ids > 0]) >= 0) for ids in longest)
+    assert ClipDataset(records, cache, cfg, train=False, views=1).loop == 0.0  # evaluation never loops
+    cfg.augment.loop = 1.5
+    with pytest.raises(DataError, match="augment.loop"):
+        ClipDataset(records, cache, cfg, train=True)
+    cfg.augment.loop = 0.5
+    cfg.sampling.slot = "span"
+    with pytest.raises(DataError, match="slot"):
+        ClipDataset(records, cache, cfg, train=True)
+
+
 # ---------------------------------------------------------------------------------------------- sampling.slot
 
 

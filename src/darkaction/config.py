@@ -262,6 +262,12 @@ class AugmentConfig:
     # apparent speed it gives) no longer follows the class when train lengths depend on it (ARID's, Figure 4) and
     # test lengths do not. The clip keeps its frames: a shorter length crops a window, a longer one pads
     length_mix: float = 0.0
+    # looping (not in the paper; 0 = off): this share of the training clips is played in a loop up to the length of
+    # another training video (drawn from the training videos' lengths; when it is not longer, the clip is left as
+    # is) and delta-sampled as a video of that length: a short clip's motion then fills the slots at a long video's
+    # rate, without the padding that a faster rate alone leaves (so padding cannot tell the speed-up apart);
+    # session 28: no gain at 0.5 or 1.0, walks still told from runs by speed (docs/results.md)
+    loop: float = 0.0
     # camera pan (not in the paper; 0 = off): in training the crop slides sideways at a constant speed over the clip,
     # by U[-pan, pan] x the output width from the first slot to the last, so how far a figure travels across the
     # picture (set by the action's duration, which follows the class in ARID-like training sets) says less about

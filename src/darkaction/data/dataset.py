@@ -113,13 +113,20 @@ class ClipDataset(Dataset):
         if not 0.0 <= mix <= 1.0:
             raise DataError(f"augment.length_mix={mix}: give the share of training clips in [0, 1]")
         self.length_mix = mix if self.train and self.strategy in LENGTH_RATE_STRATEGIES else 0.0
+        loop = float(cfg.augment.loop)
+        if not 0.0 <= loop <= 1.0:
+            raise DataError(f"augment.loop={loop}: give the share of training clips in [0, 1]")
+        if loop and cfg.sampling.slot != "frame":
+            raise DataError(f"augment.loop needs sampling.slot: frame (a looped clip's slots are not spans of it), "
+                            f"got {cfg.sampling.slot!r}")  # fmt: skip
+        self.loop = loop if self.train else 0.0
         auto_alpha = self.strategy == "delta" and isinstance(cfg.sampling.alpha, str)
         needs = self.strategy in _NEEDS_LENGTHS or auto_alpha
         missing = n_min is None or n_max is None
         # the training videos' lengths, read once: for n_min / n_max and for length mixing
         self.lengths = (
             [self._length(i) for i in range(len(self.records))]
-            if self.train and (self.length_mix or (missing and needs))
+            if self.train and (self.length_mix or self.loop or (missing and needs))
             else []
         )
         if self.train and missing and needs and self.lengths:
@@ -197,6 +204,12 @@ class ClipDataset(Dataset):
         if self.length_mix and rng.random() < self.length_mix:
             # the rate of a random training video's length: a class's sampling rate stops following its own lengths
             as_length = self.lengths[int(rng.integers(len(self.lengths)))]
+        if self.loop and rng.random() < self.loop:
+            looped = self.lengths[int(rng.integers(len(self.lengths)))]
+            if looped > n:
+                # the clip played again and again up to `looped` frames, sampled as a video that long
+                idx = sample(self.strategy, looped, self.T, rng, rate_scale=scale, **self.params)
+                return np.where(idx < 0, idx, idx % n)
         return sample(self.strategy, n, self.T, rng, rate_scale=scale, as_length=as_length, **self.params)
 
     def __getitem__(self, i: int) -> dict:
