@@ -40,6 +40,14 @@ from darkaction.utils import training_rng
 _NEEDS_LENGTHS = ("constant", "variable")
 
 
+def _share(value: float, name: str) -> float:
+    """A share of the training clips, checked to lie in [0, 1]."""
+    share = float(value)
+    if not 0.0 <= share <= 1.0:
+        raise DataError(f"{name}={share}: give the share of training clips in [0, 1]")
+    return share
+
+
 def read_slots(frames: np.ndarray, idx: np.ndarray, slot: str = "frame") -> np.ndarray:
     """The frames of a sampled clip: uint8 (N,H,W,3) and indices (T,) with -1 for blanks -> uint8 (T,H,W,3).
 
@@ -109,13 +117,9 @@ class ClipDataset(Dataset):
         self.epoch = 0
         self.T = int(cfg.sampling.T)
         self.strategy = cfg.sampling.strategy if train else (cfg.sampling.test_strategy or cfg.sampling.strategy)
-        mix = float(cfg.augment.length_mix)
-        if not 0.0 <= mix <= 1.0:
-            raise DataError(f"augment.length_mix={mix}: give the share of training clips in [0, 1]")
+        mix = _share(cfg.augment.length_mix, "augment.length_mix")
         self.length_mix = mix if self.train and self.strategy in LENGTH_RATE_STRATEGIES else 0.0
-        loop = float(cfg.augment.loop)
-        if not 0.0 <= loop <= 1.0:
-            raise DataError(f"augment.loop={loop}: give the share of training clips in [0, 1]")
+        loop = _share(cfg.augment.loop, "augment.loop")
         if loop and cfg.sampling.slot != "frame":
             raise DataError(f"augment.loop needs sampling.slot: frame (a looped clip's slots are not spans of it), "
                             f"got {cfg.sampling.slot!r}")  # fmt: skip
@@ -123,7 +127,7 @@ class ClipDataset(Dataset):
         auto_alpha = self.strategy == "delta" and isinstance(cfg.sampling.alpha, str)
         needs = self.strategy in _NEEDS_LENGTHS or auto_alpha
         missing = n_min is None or n_max is None
-        # the training videos' lengths, read once: for n_min / n_max and for length mixing
+        # the training videos' lengths, read once: for n_min / n_max, length mixing and looping
         self.lengths = (
             [self._length(i) for i in range(len(self.records))]
             if self.train and (self.length_mix or self.loop or (missing and needs))
@@ -198,16 +202,21 @@ class ClipDataset(Dataset):
         slots = read_slots(frames, idx, self.cfg.sampling.slot)
         return self.transform(slots, blank, rng, flow=None if flow is None else flow[take])
 
+    def _training_length(self, rng: np.random.Generator) -> int:
+        """A random training video's frame count (length mixing and looping)."""
+        return self.lengths[int(rng.integers(len(self.lengths)))]
+
     def _train_indices(self, n: int, rng: np.random.Generator) -> np.ndarray:
         scale = draw_rate_scale(rng, *self.rate_scale)
         as_length = None
         if self.length_mix and rng.random() < self.length_mix:
             # the rate of a random training video's length: a class's sampling rate stops following its own lengths
-            as_length = self.lengths[int(rng.integers(len(self.lengths)))]
+            as_length = self._training_length(rng)
         if self.loop and rng.random() < self.loop:
-            looped = self.lengths[int(rng.integers(len(self.lengths)))]
+            looped = self._training_length(rng)
             if looped > n:
-                # the clip played again and again up to `looped` frames, sampled as a video that long
+                # the clip played again and again up to `looped` frames, sampled as a video that long (a looped
+                # clip takes that length's rate, not a length-mixing draw's)
                 idx = sample(self.strategy, looped, self.T, rng, rate_scale=scale, **self.params)
                 return np.where(idx < 0, idx, idx % n)
         return sample(self.strategy, n, self.T, rng, rate_scale=scale, as_length=as_length, **self.params)
